@@ -1,0 +1,66 @@
+# Purchase lakehouse: the targets the README names. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+export LAKEHOUSE_ROOT ?= $(CURDIR)/lakehouse
+JARS_STAMP := .cache/jars/.complete
+DEPS_STAMP := $(VENV)/.deps-installed
+
+DEMO_START ?= 2026-01-01
+DEMO_END ?= 2026-01-30
+DEMO_USERS ?= 2000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint fmt lock jars airflow bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(DEPS_STAMP): requirements.txt
+	@command -v uv >/dev/null || $(PYTHON) -m pip install -q uv==0.13.8
+	uv venv -q --allow-existing --python $(PYTHON) $(VENV)
+	uv pip install -q --python $(PY) -r requirements.txt
+	@touch $@
+
+$(JARS_STAMP): include/pom.xml
+	rm -rf .cache/jars
+	mvn -q -B -f include/pom.xml package
+	@touch $@
+
+setup: $(DEPS_STAMP) $(JARS_STAMP) ## create .venv from the lock and fetch the Spark jars
+
+jars: $(JARS_STAMP) ## fetch Delta and S3A jars into .cache/jars (Maven, include/pom.xml)
+
+demo: setup ## set up, then run the whole pipeline on a local lakehouse and say where to look
+	$(PY) -m include.demo --root $(LAKEHOUSE_ROOT) --start $(DEMO_START) --end $(DEMO_END) --users $(DEMO_USERS)
+
+test: setup ## run the whole test suite (Spark, Delta, GX, Airflow, browser)
+	$(PY) -m pytest -q tests
+
+test-fast: setup ## the tests without the slow end-to-end, Airflow-run and browser ones
+	$(PY) -m pytest -q -m "not slow and not airflow and not browser" tests
+
+lint: $(DEPS_STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(DEPS_STAMP) ## ruff autofix and format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: ## recompile requirements.txt (exact pins) from requirements.in
+	uv pip compile -q requirements.in --python-version 3.11 -o requirements.txt
+
+airflow: setup ## start Airflow (API server, scheduler, DAG processor) on http://127.0.0.1:8080
+	$(PY) -m include.airflow_local start
+
+bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
+	$(PY) bench/ingest.py
+	$(PY) bench/features.py
+	$(PY) bench/gates.py
+	$(PY) bench/pit.py
+
+clean: ## remove the local lakehouse and Airflow home (keeps .venv and jars)
+	rm -rf lakehouse .airflow artifacts

@@ -1,0 +1,1 @@
+"""Spark jobs of the purchase lakehouse: landing -> bronze -> silver -> gold -> training sets."""

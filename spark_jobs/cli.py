@@ -1,0 +1,138 @@
+"""Shared command-line handling: every job takes ``--root --start --end`` the same way.
+
+Bad input (an unparsable date, end before start, a missing or unwritable root) exits
+with code 2 and one line that says what to fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from spark_jobs.config import Settings
+
+log = logging.getLogger("spark_jobs")
+
+EXIT_BAD_INPUT = 2
+EXIT_GATE_FAILED = 3
+
+
+class UserError(Exception):
+    """Input a person must fix; printed as one line, exit code 2."""
+
+
+class GateFailed(Exception):
+    """A validation gate rejected the data; nothing was published. Exit code 3."""
+
+
+def parse_date(value: str) -> dt.date:
+    """A YYYY-MM-DD date, for argparse."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid date {value!r}: expected YYYY-MM-DD, e.g. 2026-03-01"
+        ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the common ``--root/--start/--end`` options."""
+    parser = _Parser(prog=f"python -m spark_jobs.{prog}", description=description)
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="lakehouse root: a local folder or s3a://bucket/prefix "
+        "(default: $LAKEHOUSE_ROOT, else ./lakehouse)",
+    )
+    parser.add_argument(
+        "--start", type=parse_date, required=True, help="first logical date, YYYY-MM-DD"
+    )
+    parser.add_argument(
+        "--end",
+        type=parse_date,
+        default=None,
+        help="last logical date, inclusive (default: --start)",
+    )
+    return parser
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """An inclusive range of logical dates."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise UserError(
+                f"--end {self.end} is before --start {self.start}: the range is inclusive, "
+                "give an end on or after the start"
+            )
+
+    def days(self) -> Iterator[dt.date]:
+        """Every date of the range, in order."""
+        day = self.start
+        while day <= self.end:
+            yield day
+            day += dt.timedelta(days=1)
+
+    def __len__(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def key(self) -> str:
+        """A stable name for runs over this range (staging folders, report names)."""
+        return f"{self.start}_{self.end}"
+
+
+def resolve_root(root: str | None) -> str:
+    """The lakehouse root to use; a local root must exist or be creatable and writable."""
+    root = root or Settings.from_env().lakehouse_root
+    if root.startswith(("s3a://", "s3://")):
+        return root
+    if "://" in root:
+        raise UserError(
+            f"unsupported root {root!r}: use a local folder or an s3a://bucket/prefix URI"
+        )
+    path = Path(root).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create lakehouse root {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"lakehouse root {path} is not writable; choose another --root")
+    return str(path)
+
+
+def date_range(args: argparse.Namespace) -> DateRange:
+    """The inclusive logical date range of parsed arguments."""
+    return DateRange(args.start, args.end or args.start)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
+    """Run a job's main and turn people-facing errors into one line and an exit code."""
+    logging.basicConfig(
+        level=os.environ.get("LAKEHOUSE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code = main(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except GateFailed as exc:
+        print(f"gate failed: {exc}", file=sys.stderr)
+        sys.exit(EXIT_GATE_FAILED)
+    sys.exit(code or 0)

@@ -1,0 +1,67 @@
+"""Typed settings, filled once from the environment.
+
+One variable, ``LAKEHOUSE_ROOT``, decides where every table lives: a local folder
+(the embedded default) or ``s3a://bucket/prefix`` on an object store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LAKEHOUSE_ROOT = PROJECT_ROOT / "lakehouse"
+DEFAULT_JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
+INCLUDE_DIR = PROJECT_ROOT / "include"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Object-store connection; credentials come from the environment, never the repo."""
+
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    region: str | None = None
+    path_style_access: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a job needs to know about its environment."""
+
+    lakehouse_root: str = str(DEFAULT_LAKEHOUSE_ROOT)
+    spark_master: str = "local[*]"
+    jars_dir: Path = DEFAULT_JARS_DIR
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    s3: S3Settings = field(default_factory=S3Settings)
+
+    @property
+    def is_object_store(self) -> bool:
+        """True when the lakehouse lives on S3 (or an S3-compatible store)."""
+        return self.lakehouse_root.startswith(("s3a://", "s3://"))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``LAKEHOUSE_*`` / ``SPARK_*`` / ``AWS_*`` variables, then overrides."""
+        env = os.environ if environ is None else environ
+        s3 = S3Settings(
+            endpoint=env.get("LAKEHOUSE_S3_ENDPOINT") or None,
+            access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            path_style_access=env.get("LAKEHOUSE_S3_PATH_STYLE", "true").lower() == "true",
+        )
+        values: dict[str, object] = {
+            "lakehouse_root": env.get("LAKEHOUSE_ROOT") or str(DEFAULT_LAKEHOUSE_ROOT),
+            "spark_master": env.get("SPARK_MASTER") or "local[*]",
+            "jars_dir": Path(env.get("LAKEHOUSE_JARS_DIR") or DEFAULT_JARS_DIR),
+            "shuffle_partitions": int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
+            "driver_memory": env.get("SPARK_DRIVER_MEMORY") or "4g",
+            "s3": s3,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

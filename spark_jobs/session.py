@@ -1,0 +1,100 @@
+"""The one SparkSession factory: Delta, UTC, jars from the local cache, S3A when needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from spark_jobs.config import Settings
+
+REQUIRED_JAR_PREFIXES = ("delta-spark_", "delta-storage-")
+
+
+class MissingJarsError(RuntimeError):
+    """The Delta / S3A jars are not in the local cache."""
+
+
+def cached_jars(jars_dir: Path) -> list[str]:
+    """Absolute paths of the jars in the cache, sorted; raises when Delta's are absent.
+
+    The jars are fetched once by ``make jars`` (Maven, ``include/pom.xml``); a session
+    never downloads anything at start-up.
+    """
+    jars = sorted(str(p) for p in Path(jars_dir).glob("*.jar"))
+    names = [Path(j).name for j in jars]
+    missing = [p for p in REQUIRED_JAR_PREFIXES if not any(n.startswith(p) for n in names)]
+    if missing:
+        raise MissingJarsError(
+            f"Delta jars not found in {jars_dir} (missing {', '.join(missing)}*.jar). "
+            "Run `make jars` to fetch them with Maven from include/pom.xml."
+        )
+    return jars
+
+
+def build_spark(
+    settings: Settings | None = None,
+    app_name: str = "purchase-lakehouse",
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Return the process's SparkSession, creating it with the lakehouse defaults.
+
+    Under spark-submit the master comes from the submitter; the Delta extension, UTC
+    session time zone and S3A settings are applied either way.
+    """
+    settings = settings or Settings.from_env()
+    conf: dict[str, str] = {
+        "spark.jars": ",".join(cached_jars(settings.jars_dir)),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.driver.memory": settings.driver_memory,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": "false",
+        "spark.sql.adaptive.enabled": "true",
+        # Delta: keep the log compact and let replaceWhere use arbitrary predicates.
+        "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Java 17 opens needed by Spark's off-heap code paths.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseG1GC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    }
+    if settings.is_object_store:
+        conf.update(_s3a_conf(settings))
+    if extra_conf:
+        conf.update(extra_conf)
+    builder = SparkSession.builder.appName(app_name)
+    if settings.spark_master:
+        builder = builder.master(settings.spark_master)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _s3a_conf(settings: Settings) -> dict[str, str]:
+    s3 = settings.s3
+    conf = {
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style_access).lower(),
+        # Delta on S3 from one writer at a time (Airflow serialises writers per table).
+        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
+        "spark.delta.logStore.s3.impl": "io.delta.storage.S3SingleDriverLogStore",
+    }
+    if s3.endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = s3.endpoint
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(
+            s3.endpoint.startswith("https")
+        ).lower()
+    if s3.region:
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = s3.region
+    if s3.access_key and s3.secret_key:
+        conf["spark.hadoop.fs.s3a.access.key"] = s3.access_key
+        conf["spark.hadoop.fs.s3a.secret.key"] = s3.secret_key
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        )
+    return conf

@@ -1,0 +1,255 @@
+"""The table catalog: names, paths, schemas and partition columns of every table.
+
+Nothing else in the product builds a table path by hand; import from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql.types import (
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+MONEY = DecimalType(18, 4)
+FX_RATE = DecimalType(18, 8)
+
+
+def _fields(*specs: tuple[str, object, bool]) -> StructType:
+    return StructType([StructField(name, dtype, nullable) for name, dtype, nullable in specs])  # type: ignore[arg-type]
+
+
+# The landing contract (DESIGN.md): every field is read as the string it was landed as,
+# so a bad value survives to bronze and reaches quarantine with its reason.
+LANDING_FIELDS = (
+    "event_id",
+    "order_id",
+    "user_id",
+    "event_type",
+    "event_time",
+    "sku",
+    "category",
+    "quantity",
+    "unit_price",
+    "currency",
+)
+LANDING_SCHEMA = _fields(*[(name, StringType(), True) for name in LANDING_FIELDS])
+
+BRONZE_PURCHASES_SCHEMA = _fields(
+    *[(name, StringType(), True) for name in LANDING_FIELDS],
+    ("_raw", StringType(), False),  # the line exactly as landed
+    ("_is_malformed", BooleanType(), False),  # the line is not a JSON object
+    ("_source_file", StringType(), False),
+    ("_ingested_at", TimestampType(), False),  # end of the landing day's data interval
+    ("_landing_date", DateType(), False),
+)
+
+SILVER_PURCHASES_SCHEMA = _fields(
+    ("event_id", StringType(), False),
+    ("order_id", StringType(), False),
+    ("user_id", StringType(), False),
+    ("event_type", StringType(), False),  # purchase | refund
+    ("event_time", TimestampType(), False),  # UTC instant
+    ("event_date", DateType(), False),  # UTC date of event_time
+    ("event_utc_offset_minutes", IntegerType(), False),  # offset the order system sent
+    ("sku", StringType(), False),
+    ("category", StringType(), True),
+    ("quantity", IntegerType(), False),
+    ("unit_price", MONEY, False),  # in `currency`
+    ("currency", StringType(), False),
+    ("fx_rate_to_usd", FX_RATE, False),
+    ("fx_rate_date", DateType(), False),  # the reference day the rate came from
+    ("amount_usd", MONEY, False),  # quantity * unit_price * rate; negative for refunds
+    ("_source_file", StringType(), False),
+    ("_landing_date", DateType(), False),
+    ("_ingested_at", TimestampType(), False),
+)
+
+SILVER_QUARANTINE_SCHEMA = _fields(
+    ("reason", StringType(), False),  # a code from spark_jobs.reasons
+    ("reason_detail", StringType(), False),  # which field / value, for people
+    ("event_id", StringType(), True),
+    ("user_id", StringType(), True),
+    ("_raw", StringType(), False),
+    ("_source_file", StringType(), False),
+    ("_landing_date", DateType(), False),
+    ("_ingested_at", TimestampType(), False),
+)
+
+# Which (user, event_date) pairs each landing date touched in silver: drives the
+# incremental rebuild of gold. Rewritten per landing date with replaceWhere.
+SILVER_CHANGES_SCHEMA = _fields(
+    ("_landing_date", DateType(), False),
+    ("event_date", DateType(), False),
+    ("user_id", StringType(), False),
+    ("rows", LongType(), False),
+)
+
+GOLD_USER_DAILY_SCHEMA = _fields(
+    ("user_id", StringType(), False),
+    ("event_date", DateType(), False),
+    ("orders", LongType(), False),  # distinct purchase order_ids
+    ("items", LongType(), False),  # purchased quantity
+    ("gross_usd", MONEY, False),  # purchases
+    ("refunds_usd", MONEY, False),  # refunds, as a positive amount
+    ("net_usd", MONEY, False),  # gross - refunds
+    ("refund_count", LongType(), False),
+    ("distinct_categories", LongType(), False),
+    ("first_event_time", TimestampType(), False),
+    ("last_event_time", TimestampType(), False),
+)
+
+FEATURE_WINDOWS = (7, 30, 90)
+
+
+def _window_fields(days: int) -> list[tuple[str, object, bool]]:
+    return [
+        (f"orders_{days}d", LongType(), False),
+        (f"items_{days}d", LongType(), False),
+        (f"net_usd_{days}d", MONEY, False),
+        (f"refunds_usd_{days}d", MONEY, False),
+        (f"active_days_{days}d", LongType(), False),
+        (f"aov_usd_{days}d", DoubleType(), True),  # null when no orders in the window
+    ]
+
+
+FEATURE_KEY = ("user_id", "as_of_date")
+
+GOLD_USER_FEATURES_SCHEMA = _fields(
+    ("user_id", StringType(), False),
+    ("as_of_date", DateType(), False),
+    *[f for w in FEATURE_WINDOWS for f in _window_fields(w)],
+    ("first_purchase_date", DateType(), False),
+    ("last_purchase_date", DateType(), False),
+    ("lifetime_orders", LongType(), False),
+    ("lifetime_net_usd", MONEY, False),
+    ("days_since_last_purchase", IntegerType(), False),
+    ("top_category_90d", StringType(), True),
+    ("frequency", IntegerType(), False),
+    ("recency", IntegerType(), False),
+    ("T", IntegerType(), False),
+    ("monetary_value", DoubleType(), False),
+    ("feature_ts", TimestampType(), False),  # as_of_date + 1 day, 00:00 UTC
+    ("available_at", TimestampType(), False),  # when this version of the row became known
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Delta table of the lakehouse: where it lives and what it holds."""
+
+    name: str  # layer.table, e.g. "silver.purchases"
+    relative_path: str
+    schema: StructType
+    partition_by: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+
+    def path(self, root: str) -> str:
+        """Absolute location of the table under a lakehouse root (folder or s3a:// URI)."""
+        return join_path(root, self.relative_path)
+
+    @property
+    def suite_name(self) -> str:
+        """Name of the Great Expectations suite that gates this table."""
+        return self.name.replace(".", "_")
+
+
+def join_path(root: str, *parts: str) -> str:
+    """Join path parts onto a root that may be a local folder or an object-store URI."""
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+BRONZE_PURCHASES = Table(
+    "bronze.purchases", "bronze/purchases", BRONZE_PURCHASES_SCHEMA, ("_landing_date",)
+)
+SILVER_PURCHASES = Table(
+    "silver.purchases",
+    "silver/purchases",
+    SILVER_PURCHASES_SCHEMA,
+    ("event_date",),
+    ("event_id",),
+)
+SILVER_QUARANTINE = Table(
+    "silver.quarantine", "silver/quarantine", SILVER_QUARANTINE_SCHEMA, ("_landing_date",)
+)
+SILVER_CHANGES = Table(
+    "silver.changes",
+    "silver/_changes",
+    SILVER_CHANGES_SCHEMA,
+    ("_landing_date",),
+    ("_landing_date", "event_date", "user_id"),
+)
+GOLD_USER_DAILY = Table(
+    "gold.user_daily",
+    "gold/user_daily",
+    GOLD_USER_DAILY_SCHEMA,
+    ("event_date",),
+    ("user_id", "event_date"),
+)
+GOLD_USER_FEATURES = Table(
+    "gold.user_features",
+    "gold/user_features",
+    GOLD_USER_FEATURES_SCHEMA,
+    ("as_of_date",),
+    FEATURE_KEY,
+)
+# Every version of every snapshot, including superseded ones (late-data corrections).
+GOLD_USER_FEATURES_HISTORY = Table(
+    "gold.user_features_history",
+    "gold/user_features_history",
+    GOLD_USER_FEATURES_SCHEMA,
+    ("as_of_date",),
+    (*FEATURE_KEY, "available_at"),
+)
+
+ALL_TABLES = (
+    BRONZE_PURCHASES,
+    SILVER_PURCHASES,
+    SILVER_QUARANTINE,
+    SILVER_CHANGES,
+    GOLD_USER_DAILY,
+    GOLD_USER_FEATURES,
+    GOLD_USER_FEATURES_HISTORY,
+)
+TABLES_BY_NAME = {t.name: t for t in ALL_TABLES}
+
+
+def landing_path(root: str) -> str:
+    """Folder of raw purchase files: ``<root>/landing/purchases/dt=YYYY-MM-DD/``."""
+    return join_path(root, "landing", "purchases")
+
+
+def landing_day_path(root: str, landing_date: object) -> str:
+    """Folder of one landing date's files."""
+    return join_path(landing_path(root), f"dt={landing_date}")
+
+
+def training_path(root: str, name: str) -> str:
+    """Location of a training set built by build_training_set."""
+    return join_path(root, "training", name)
+
+
+def staging_path(root: str, table: Table, run_key: str) -> str:
+    """Where a stage writes its output before the gate validates and publishes it."""
+    return join_path(root, "_staging", table.relative_path, run_key)
+
+
+def reports_path(root: str) -> str:
+    """Folder of validation reports (GX Data Docs and JSON results)."""
+    return join_path(root, "_reports")
+
+
+def reference_path(name: str) -> str:
+    """A reference-data file shipped in include/reference/."""
+    from spark_jobs.config import INCLUDE_DIR
+
+    return str(INCLUDE_DIR / "reference" / name)

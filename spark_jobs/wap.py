@@ -1,0 +1,141 @@
+"""Write-audit-publish: stage a stage's output, validate it, then commit it atomically.
+
+A job declares its outputs (which table, how its staged rows are committed). The build
+step writes each output's rows to ``<root>/_staging/...``; the publish step reads them
+back, runs the table's Great Expectations gate on them, and only if every gate passes
+commits them to the real tables. A failing gate commits nothing: every real table keeps
+its version, the report stays, and ``GateFailed`` carries a readable summary.
+
+Airflow runs the two steps as two tasks (``silver_purchases`` then
+``gate_silver_purchases``); by hand, ``--step all`` runs both in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_jobs.cli import GateFailed, UserError
+from spark_jobs.tables import Table, staging_path
+
+log = logging.getLogger(__name__)
+
+STEPS = ("all", "build", "publish")
+
+Publisher = Callable[[SparkSession, DataFrame, str], None]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One table a stage writes, and how its staged rows are committed."""
+
+    table: Table
+    publish: Publisher
+    gated: bool = True
+
+
+@dataclass
+class StageResult:
+    """What a stage published (or would have): versions, row counts, gate results."""
+
+    stage: str
+    run_key: str
+    published: bool = False
+    row_counts: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    gate_results: dict[str, object] = field(default_factory=dict)
+
+
+def stage_outputs(
+    spark: SparkSession,
+    root: str,
+    run_key: str,
+    frames: Mapping[Table, DataFrame],
+) -> None:
+    """Write each frame to its staging location, replacing what a previous try left."""
+    for table, frame in frames.items():
+        path = staging_path(root, table, run_key)
+        log.info("staging %s -> %s", table.name, path)
+        (
+            frame.select([f.name for f in table.schema.fields])
+            .write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true")
+            .save(path)
+        )
+
+
+def read_staged(spark: SparkSession, root: str, table: Table, run_key: str) -> DataFrame:
+    """The staged rows of one output; a clear error when the build step never ran."""
+    path = staging_path(root, table, run_key)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise UserError(
+            f"no staged output for {table.name} at {path}: run the build step "
+            "(--step build) for the same dates first"
+        )
+    return spark.read.format("delta").load(path)
+
+
+def audit_and_publish(
+    spark: SparkSession,
+    root: str,
+    stage: str,
+    run_key: str,
+    outputs: Sequence[Output],
+    gate_params: Mapping[str, object],
+) -> StageResult:
+    """Validate every staged output, then publish all of them; publish none if any fails."""
+    from spark_jobs import gates
+
+    result = StageResult(stage=stage, run_key=run_key)
+    staged = {o.table: read_staged(spark, root, o.table, run_key) for o in outputs}
+    failures = []
+    for output in outputs:
+        if not output.gated:
+            continue
+        gate = gates.validate_table(
+            spark, root, output.table, staged[output.table], dict(gate_params), run_key
+        )
+        result.gate_results[output.table.name] = gate
+        if not gate.passed:
+            failures.append(gate)
+    if failures:
+        raise GateFailed("\n".join(g.summary() for g in failures))
+    for output in outputs:
+        path = output.table.path(root)
+        output.publish(spark, staged[output.table], path)
+        result.versions[output.table.name] = latest_version(spark, path)
+        log.info("published %s version %s", output.table.name, result.versions[output.table.name])
+    result.published = True
+    return result
+
+
+def latest_version(spark: SparkSession, path: str) -> int:
+    """The newest Delta version of the table at ``path`` (-1 when it does not exist)."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return -1
+    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+
+
+def replace_where(predicate: str, table: Table) -> Publisher:
+    """A publisher that atomically replaces the rows matching ``predicate``.
+
+    The first publish creates the table with its partitioning.
+    """
+
+    def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
+        writer = (
+            staged.select([f.name for f in table.schema.fields])
+            .write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+        )
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+        writer.save(path)
+
+    return publish
