@@ -9,21 +9,27 @@ from pyspark.sql import SparkSession
 from spark_jobs.config import Settings
 
 REQUIRED_JAR_PREFIXES = ("delta-spark_", "delta-storage-")
+# The S3A connector and its AWS SDK bundle (~700 MB) add seconds to every JVM start;
+# they are loaded only when the lakehouse lives on an object store.
+S3A_JAR_PREFIXES = ("hadoop-aws-", "bundle-", "analyticsaccelerator-s3-", "wildfly-openssl-")
 
 
 class MissingJarsError(RuntimeError):
     """The Delta / S3A jars are not in the local cache."""
 
 
-def cached_jars(jars_dir: Path) -> list[str]:
+def cached_jars(jars_dir: Path, with_s3a: bool = False) -> list[str]:
     """Absolute paths of the jars in the cache, sorted; raises when Delta's are absent.
 
     The jars are fetched once by ``make jars`` (Maven, ``include/pom.xml``); a session
-    never downloads anything at start-up.
+    never downloads anything at start-up. S3A jars are included only ``with_s3a``.
     """
     jars = sorted(str(p) for p in Path(jars_dir).glob("*.jar"))
+    if not with_s3a:
+        jars = [j for j in jars if not Path(j).name.startswith(S3A_JAR_PREFIXES)]
     names = [Path(j).name for j in jars]
-    missing = [p for p in REQUIRED_JAR_PREFIXES if not any(n.startswith(p) for n in names)]
+    required = REQUIRED_JAR_PREFIXES + (("hadoop-aws-", "bundle-") if with_s3a else ())
+    missing = [p for p in required if not any(n.startswith(p) for n in names)]
     if missing:
         raise MissingJarsError(
             f"Delta jars not found in {jars_dir} (missing {', '.join(missing)}*.jar). "
@@ -44,7 +50,7 @@ def build_spark(
     """
     settings = settings or Settings.from_env()
     conf: dict[str, str] = {
-        "spark.jars": ",".join(cached_jars(settings.jars_dir)),
+        "spark.jars": ",".join(cached_jars(settings.jars_dir, settings.is_object_store)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
