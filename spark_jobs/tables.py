@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     DateType,
     DecimalType,
@@ -211,6 +212,59 @@ GOLD_USER_FEATURES_HISTORY = Table(
     (*FEATURE_KEY, "available_at"),
 )
 
+
+# Internal gold state (not for consumers). What each landing date added to each
+# (user, event_date): "known at L" daily values are merges of the slices landed <= L,
+# so a backfill sees exactly what each daily run saw.
+CATEGORY_ITEMS = ArrayType(
+    StructType(
+        [StructField("category", StringType(), False), StructField("items", LongType(), False)]
+    ),
+    False,
+)
+GOLD_USER_DAILY_BY_LANDING_SCHEMA = _fields(
+    ("user_id", StringType(), False),
+    ("event_date", DateType(), False),
+    ("_landing_date", DateType(), False),
+    ("purchase_order_ids", ArrayType(StringType(), False), False),  # distinct, sorted
+    ("items", LongType(), False),
+    ("gross_usd", MONEY, False),
+    ("refunds_usd", MONEY, False),  # positive
+    ("refund_count", LongType(), False),
+    ("category_items", CATEGORY_ITEMS, False),  # purchased items per non-null category
+    ("first_event_time", TimestampType(), False),
+    ("last_event_time", TimestampType(), False),
+)
+GOLD_USER_DAILY_BY_LANDING = Table(
+    "gold.user_daily_by_landing",
+    "gold/_user_daily_by_landing",
+    GOLD_USER_DAILY_BY_LANDING_SCHEMA,
+    ("_landing_date",),
+    ("user_id", "event_date", "_landing_date"),
+)
+# Lifetime totals of every user with any event on or before as_of_date, one version per
+# (user, as_of_date, available_at) like the features history: the previous snapshot a
+# daily features run starts from instead of rescanning history.
+GOLD_USER_FEATURE_STATE_SCHEMA = _fields(
+    ("user_id", StringType(), False),
+    ("as_of_date", DateType(), False),
+    ("available_at", TimestampType(), False),
+    ("first_purchase_date", DateType(), True),  # null: refunds only so far
+    ("last_purchase_date", DateType(), True),
+    ("lifetime_orders", LongType(), False),
+    ("lifetime_net_usd", MONEY, False),
+    ("purchase_days", LongType(), False),
+    ("purchase_days_net_usd", MONEY, False),  # net of the purchase days, first one included
+    ("first_purchase_day_net_usd", MONEY, True),
+)
+GOLD_USER_FEATURE_STATE = Table(
+    "gold.user_feature_state",
+    "gold/_user_feature_state",
+    GOLD_USER_FEATURE_STATE_SCHEMA,
+    ("as_of_date",),
+    (*FEATURE_KEY, "available_at"),
+)
+
 ALL_TABLES = (
     BRONZE_PURCHASES,
     SILVER_PURCHASES,
@@ -219,6 +273,8 @@ ALL_TABLES = (
     GOLD_USER_DAILY,
     GOLD_USER_FEATURES,
     GOLD_USER_FEATURES_HISTORY,
+    GOLD_USER_DAILY_BY_LANDING,
+    GOLD_USER_FEATURE_STATE,
 )
 TABLES_BY_NAME = {t.name: t for t in ALL_TABLES}
 
