@@ -121,7 +121,9 @@ def date_range(args: argparse.Namespace) -> DateRange:
     return DateRange(args.start, args.end or args.start)
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
+def run_cli(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> None:
     """Run a job's main and turn people-facing errors into one line and an exit code."""
     logging.basicConfig(
         level=os.environ.get("LAKEHOUSE_LOG_LEVEL", "INFO"),

@@ -38,11 +38,18 @@ class Settings:
     shuffle_partitions: int = 8
     driver_memory: str = "4g"
     s3: S3Settings = field(default_factory=S3Settings)
+    # Load the S3A jars even for a local root (a session that serves both kinds of root).
+    s3a_jars: bool = False
 
     @property
     def is_object_store(self) -> bool:
         """True when the lakehouse lives on S3 (or an S3-compatible store)."""
         return self.lakehouse_root.startswith(("s3a://", "s3://"))
+
+    @property
+    def needs_s3a(self) -> bool:
+        """True when the session must carry the S3A connector."""
+        return self.is_object_store or self.s3a_jars
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,6 +69,7 @@ class Settings:
             "shuffle_partitions": int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
             "driver_memory": env.get("SPARK_DRIVER_MEMORY") or "4g",
             "s3": s3,
+            "s3a_jars": env.get("LAKEHOUSE_S3A_JARS", "false").lower() == "true",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ def build_spark(
     """
     settings = settings or Settings.from_env()
     conf: dict[str, str] = {
-        "spark.jars": ",".join(cached_jars(settings.jars_dir, settings.is_object_store)),
+        "spark.jars": ",".join(cached_jars(settings.jars_dir, settings.needs_s3a)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -66,7 +66,7 @@ def build_spark(
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseG1GC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
-    if settings.is_object_store:
+    if settings.needs_s3a:
         conf.update(_s3a_conf(settings))
     if extra_conf:
         conf.update(extra_conf)
