@@ -172,6 +172,21 @@ def join_path(root: str, *parts: str) -> str:
 BRONZE_PURCHASES = Table(
     "bronze.purchases", "bronze/purchases", BRONZE_PURCHASES_SCHEMA, ("_landing_date",)
 )
+# One row per landing date bronze ingested, files or not: tells "ingested, nothing
+# landed" apart from "never ingested" (a landing date with no rows leaves no trace in
+# bronze itself). Rewritten per landing date with replaceWhere.
+BRONZE_LANDING_LOG_SCHEMA = _fields(
+    ("_landing_date", DateType(), False),
+    ("files", IntegerType(), False),  # landing files found, empty ones included
+    ("_ingested_at", TimestampType(), False),
+)
+BRONZE_LANDING_LOG = Table(
+    "bronze.landing_log",
+    "bronze/_landing_log",
+    BRONZE_LANDING_LOG_SCHEMA,
+    ("_landing_date",),
+    ("_landing_date",),
+)
 SILVER_PURCHASES = Table(
     "silver.purchases",
     "silver/purchases",
@@ -267,6 +282,7 @@ GOLD_USER_FEATURE_STATE = Table(
 
 ALL_TABLES = (
     BRONZE_PURCHASES,
+    BRONZE_LANDING_LOG,
     SILVER_PURCHASES,
     SILVER_QUARANTINE,
     SILVER_CHANGES,
