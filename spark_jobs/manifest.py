@@ -1,0 +1,71 @@
+"""Training-set manifests: what a training set was built from, to rebuild it exactly.
+
+A manifest is one JSON file, ``<root>/training/<name>/_manifest.json``, beside the Delta
+log of the training set (Delta and VACUUM ignore files whose name starts with ``_``).
+It records the spine (path, format, Delta version, fingerprint), the parameters, the
+Delta version of every feature table read, row counts and the build's logical time.
+Files are written through Hadoop's FileSystem so a local root and s3a:// work alike.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from spark_jobs.cli import UserError
+from spark_jobs.tables import join_path, training_path
+
+MANIFEST_FILE = "_manifest.json"
+FORMAT_VERSION = 1
+
+
+def manifest_path(root: str, name: str) -> str:
+    """Where the manifest of training set ``name`` lives."""
+    return join_path(training_path(root, name), MANIFEST_FILE)
+
+
+def resolve_manifest(root: str, path_or_name: str) -> str:
+    """A manifest path from either a path to a ``.json`` file or a training set name."""
+    if path_or_name.endswith(".json"):
+        return path_or_name
+    return manifest_path(root, path_or_name)
+
+
+def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    return hadoop_path.getFileSystem(conf), hadoop_path
+
+
+def write_manifest(spark: SparkSession, path: str, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` as indented JSON to ``path``, replacing an older one."""
+    fs, hadoop_path = _filesystem(spark, path)
+    stream = fs.create(hadoop_path, True)
+    try:
+        stream.write(bytearray(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def read_manifest(spark: SparkSession, path: str) -> dict[str, Any]:
+    """The manifest at ``path``; a clear error when it is missing or not a manifest."""
+    fs, hadoop_path = _filesystem(spark, path)
+    if not fs.exists(hadoop_path):
+        raise UserError(
+            f"no training-set manifest at {path}: give the path of a _manifest.json or "
+            "the name of a training set built under this --root"
+        )
+    text = spark.read.option("wholetext", "true").text(path).first()[0]
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{path} has manifest format {manifest.get('format_version')!r}; "
+            f"this build reads format {FORMAT_VERSION}"
+        )
+    return manifest
