@@ -1,0 +1,1 @@
+"""Helpers around the Spark jobs: Airflow DAG construction, local Airflow, the demo."""

@@ -1,0 +1,259 @@
+"""Building blocks for the lakehouse DAGs: default arguments, table Assets, Spark stage tasks.
+
+Imported when Airflow parses ``dags/``, so it stays light: no pyspark, no Great
+Expectations, nothing that touches the lakehouse. The Spark work happens in
+``spark-submit`` processes started by the operators in ``include.operators``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow.sdk import Asset
+
+from include.operators import LakehouseSparkSubmitOperator
+from spark_jobs.config import Settings
+
+OWNER = "data-platform"
+
+# Relative locations of the tables people read (internal "_" tables have no Asset), as
+# in spark_jobs.tables, which imports pyspark and so cannot be read at parse time;
+# tests/dags asserts the two agree.
+TABLE_PATHS = {
+    "bronze.purchases": "bronze/purchases",
+    "silver.purchases": "silver/purchases",
+    "silver.quarantine": "silver/quarantine",
+    "gold.user_daily": "gold/user_daily",
+    "gold.user_features": "gold/user_features",
+    "gold.user_features_history": "gold/user_features_history",
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One write-audit-publish stage of the purchases pipeline."""
+
+    job: str  # module in spark_jobs/
+    produces: str  # task id of the build step; the gate is gate_<produces>
+    tables: tuple[str, ...]  # tables people read that its publish step commits
+    doc: str
+
+
+PURCHASE_STAGES = (
+    Stage(
+        "ingest_bronze",
+        "bronze_purchases",
+        ("bronze.purchases",),
+        "Every landed line of the landing date, as landed, with its source file.",
+    ),
+    Stage(
+        "build_silver",
+        "silver_purchases",
+        ("silver.purchases", "silver.quarantine"),
+        "Typed, deduplicated purchases in USD; rejected records go to quarantine with a reason.",
+    ),
+    Stage(
+        "build_gold",
+        "gold_user_daily",
+        ("gold.user_daily",),
+        "One row per user and event day, recomputed for the days the landing date touched.",
+    ),
+    Stage(
+        "build_features",
+        "gold_user_features",
+        ("gold.user_features", "gold.user_features_history"),
+        "Rolling 7/30/90-day and lifetime features per user, stamped feature_ts and available_at.",
+    ),
+)
+
+SPARK_EXECUTION_TIMEOUT = dt.timedelta(hours=2)
+
+
+def lakehouse_root() -> str:
+    """The lakehouse root the DAGs work on: ``$LAKEHOUSE_ROOT`` as an absolute path or URI."""
+    root = Settings.from_env().lakehouse_root
+    if "://" in root:
+        return root.rstrip("/")
+    return str(Path(root).expanduser().resolve())
+
+
+def table_uri(root: str, relative_path: str) -> str:
+    """URI of a table for Airflow Assets: ``file://`` for a folder, ``s3://`` on S3.
+
+    Airflow normalises ``s3://`` URIs (amazon provider); ``s3a://`` is Hadoop's name
+    for the same objects.
+    """
+    if root.startswith(("s3a://", "s3://")):
+        return "s3://" + root.split("://", 1)[1].rstrip("/") + "/" + relative_path
+    return Path(root, relative_path).as_uri()
+
+
+def table_asset(name: str, root: str | None = None) -> Asset:
+    """The Asset of a published table, named like the table (``gold.user_daily``)."""
+    root = root or lakehouse_root()
+    return Asset(name=name, uri=table_uri(root, TABLE_PATHS[name]), group="lakehouse")
+
+
+def default_args(retries: int = 2) -> dict[str, object]:
+    """Arguments every lakehouse task shares: owner, retries, timeouts."""
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=20),
+        "execution_timeout": SPARK_EXECUTION_TIMEOUT,
+    }
+
+
+def dag_start_date() -> dt.datetime:
+    """First logical date the DAGs know: ``$LAKEHOUSE_START_DATE`` or 2024-01-01 (UTC).
+
+    Early enough that any real backfill range is inside it; catchup is off, so it
+    does not create runs by itself.
+    """
+    value = os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01")
+    return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC)
+
+
+def spark_job(
+    task_id: str,
+    job: str,
+    args: Sequence[str],
+    doc_md: str,
+    root: str,
+    outlets: Sequence[Asset] = (),
+    **kwargs: object,
+) -> LakehouseSparkSubmitOperator:
+    """A task that spark-submits ``spark_jobs/<job>.py --root <root> <args>``."""
+    return LakehouseSparkSubmitOperator(
+        task_id=task_id,
+        job=job,
+        lakehouse_root=root,
+        job_args=list(args),
+        outlets=list(outlets),
+        doc_md=doc_md,
+        **kwargs,
+    )
+
+
+def stage_tasks(
+    stage: Stage,
+    start: str,
+    end: str,
+    root: str,
+    extra_args: Sequence[str] = (),
+) -> tuple[LakehouseSparkSubmitOperator, LakehouseSparkSubmitOperator]:
+    """The build task (``<table>``) and gate task (``gate_<table>``) of one stage.
+
+    ``start``/``end`` are templates (``{{ ds }}`` for a daily run): a task always works
+    on its run's logical dates, never on "latest".
+    """
+    dates = ["--start", start, "--end", end, *extra_args]
+    build = spark_job(
+        stage.produces,
+        stage.job,
+        [*dates, "--step", "build"],
+        doc_md=f"**Build** `{stage.produces}` into staging. {stage.doc}\n\n"
+        f"Runs `spark_jobs/{stage.job}.py --step build`; publishes nothing.",
+        root=root,
+    )
+    gate = spark_job(
+        f"gate_{stage.produces}",
+        stage.job,
+        [*dates, "--step", "publish"],
+        doc_md=f"**Gate** the staged `{stage.produces}` rows with their Great Expectations "
+        f"suite, then publish {', '.join(f'`{t}`' for t in stage.tables)} atomically. "
+        "A failing gate publishes nothing and fails without retrying; the summary names "
+        "the failed expectations and the report path.",
+        root=root,
+        outlets=[table_asset(t, root) for t in stage.tables],
+    )
+    build >> gate
+    return build, gate
+
+
+def training_sets_asset(root: str | None = None) -> Asset:
+    """The Asset updated whenever a training set is published (its name is on the event)."""
+    root = root or lakehouse_root()
+    return Asset(name="training_sets", uri=table_uri(root, "training"), group="lakehouse")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Templates for the arguments of one training-set build (rendered per run)."""
+
+    spine: str
+    name: str
+    mode: str
+    ttl_days: str  # renders to "" for no TTL
+    features: str  # comma-separated; renders to "" for every feature
+
+
+def training_set_tasks(
+    request: TrainingRequest, root: str
+) -> tuple[LakehouseSparkSubmitOperator, LakehouseSparkSubmitOperator]:
+    """The build task (``training_set``) and gate task (``gate_training_set``) of a request."""
+    args = [
+        "--spine",
+        request.spine,
+        "--name",
+        request.name,
+        "--mode",
+        request.mode,
+        f"--ttl-days={request.ttl_days}",
+        f"--features={request.features}",
+    ]
+    build = spark_job(
+        "training_set",
+        "build_training_set",
+        [*args, "--step", "build"],
+        doc_md="**Build** the point-in-time training set into staging: each spine row joined "
+        "to the feature snapshot it could have seen at its `ts`, and a draft manifest.",
+        root=root,
+    )
+    gate = spark_job(
+        "gate_training_set",
+        "build_training_set",
+        [*args, "--step", "publish"],
+        doc_md="**Gate** the staged training set (leakage and row checks, then its Great "
+        "Expectations suite) and publish it to `training/<name>` with its manifest, which "
+        "records the Delta version of every input.",
+        root=root,
+        outlets=[training_sets_asset(root)],
+        published_training_set=request.name,
+    )
+    build >> gate
+    return build, gate
+
+
+def scheduled_training_request() -> dict[str, str]:
+    """The training set to rebuild when features change, from Variables or the environment.
+
+    ``training_spine`` (env ``TRAINING_SPINE``) is required; ``training_set_name``,
+    ``training_mode``, ``training_ttl_days`` and ``training_features`` are optional.
+    Raises AirflowSkipException when no spine is configured, so nothing runs.
+    """
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    def setting(key: str, default: str) -> str:
+        return str(Variable.get(key, default=os.environ.get(key.upper(), default)) or "")
+
+    spine = setting("training_spine", "")
+    if not spine:
+        raise AirflowSkipException(
+            "no training spine configured (Variable training_spine or env TRAINING_SPINE): "
+            "nothing to rebuild"
+        )
+    return {
+        "spine": spine,
+        "name": setting("training_set_name", "scheduled"),
+        "mode": setting("training_mode", "as_known"),
+        "ttl_days": setting("training_ttl_days", ""),
+        "features": setting("training_features", ""),
+    }

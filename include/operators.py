@@ -1,0 +1,221 @@
+"""The two operators the lakehouse DAGs are made of.
+
+``LakehouseSparkSubmitOperator`` submits ``spark_jobs/<job>.py`` through the Spark
+provider (the ``spark_default`` connection decides ``local[*]`` or a cluster master),
+turns the jobs' exit codes into Airflow outcomes (a failed gate or bad input fails at
+once, without retries) and puts the published Delta version and row counts on the
+task's Asset events. ``LandingDaySensor`` waits for a landing date's files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import BaseSensorOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+from spark_jobs.cli import EXIT_BAD_INPUT, EXIT_GATE_FAILED
+from spark_jobs.config import PROJECT_ROOT, Settings
+
+LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def job_application(job: str) -> str:
+    """Absolute path of a job module, the file spark-submit runs."""
+    return str(PROJECT_ROOT / "spark_jobs" / f"{job}.py")
+
+
+class LakehouseSparkSubmitOperator(SparkSubmitOperator):
+    """spark-submit one lakehouse job (``spark_jobs/<job>.py --root R ...``) in client mode.
+
+    On success, every outlet Asset whose URI is a Delta table gets an event carrying
+    that table's new version and the commit's row counts; with ``published_training_set``
+    (a template: the name is known at run time) that training set's commit is recorded
+    on every outlet instead. Arguments rendered to an empty ``--option=``
+    are dropped, so optional Params can be left empty.
+    """
+
+    template_fields: Sequence[str] = (
+        *SparkSubmitOperator.template_fields,
+        "published_training_set",
+    )
+
+    def __init__(
+        self,
+        *,
+        job: str,
+        lakehouse_root: str,
+        job_args: Sequence[str],
+        conn_id: str = "spark_default",
+        published_training_set: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        settings = Settings.from_env()
+        kwargs.setdefault("driver_memory", settings.driver_memory)
+        super().__init__(
+            application=job_application(job),
+            application_args=["--root", lakehouse_root, *job_args],
+            conn_id=conn_id,
+            deploy_mode="client",
+            name=f"lakehouse-{job}",
+            # The driver JVM is already running when the job's session builder runs, so
+            # JVM options and the Delta jars must be given to spark-submit itself.
+            conf={
+                "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+                "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+            },
+            **kwargs,
+        )
+        self.job = job
+        self.lakehouse_root = lakehouse_root
+        self.published_training_set = published_training_set
+
+    def execute(self, context: Context) -> None:
+        """Submit the job, map its exit code, then record what it published on the outlets."""
+        from spark_jobs.session import cached_jars
+
+        settings = Settings.from_env(lakehouse_root=self.lakehouse_root)
+        self.application_args = [
+            arg for arg in self.application_args or [] if not _is_empty_option(arg)
+        ]
+        self.jars = ",".join(cached_jars(settings.jars_dir, settings.is_object_store))
+        self.env_vars = {**(self.env_vars or {}), **_job_environment(self.lakehouse_root)}
+        self._hook = self._get_hook()
+        # The job's session builder applies SPARK_MASTER over the submitter's --master,
+        # so hand it the master this connection resolved to.
+        self.env_vars["SPARK_MASTER"] = self._hook._connection["master"]
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            code = self._exit_code()
+            if code == EXIT_GATE_FAILED:
+                raise AirflowFailException(
+                    f"{self.task_id}: the validation gate rejected the staged rows; nothing was "
+                    f"published. Open the report named below, fix the data or the suite, then "
+                    f"clear this task.\n{exc}"
+                ) from None
+            if code == EXIT_BAD_INPUT:
+                raise AirflowFailException(
+                    f"{self.task_id}: spark_jobs.{self.job} rejected its input (exit 2); check "
+                    f"the arguments and parameters of this run.\n{exc}"
+                ) from None
+            raise
+        self._record_outlet_events(context)
+
+    def _exit_code(self) -> int | None:
+        process = getattr(self._hook, "_submit_sp", None)
+        return None if process is None else process.returncode
+
+    def _record_outlet_events(self, context: Context) -> None:
+        from include.delta_log import latest_commit
+        from spark_jobs.tables import training_path
+
+        for asset in self.outlets:
+            if self.published_training_set:
+                path = training_path(self.lakehouse_root, self.published_training_set)
+            else:
+                path = _table_path_of(getattr(asset, "uri", ""))
+            if path is None:
+                continue
+            commit = latest_commit(path)
+            if commit is None:
+                continue
+            extra = commit.as_event_extra()
+            extra.update(
+                table_path=path,
+                gate="passed",
+                logical_date=context["ds"],
+                run_id=context["run_id"],
+            )
+            context["outlet_events"][asset].extra = extra
+            self.log.info("%s is now at Delta version %s", asset.name, commit.version)
+
+
+def _is_empty_option(arg: object) -> bool:
+    """True for ``--option=`` with nothing after the ``=`` (an optional value left empty)."""
+    text = str(arg)
+    return text.startswith("--") and text.endswith("=") and text.count("=") == 1
+
+
+def _table_path_of(uri: str) -> str | None:
+    """The Spark path of an Asset URI that names a table (file:// or s3://), else None."""
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(uri).path)
+    if uri.startswith("s3://"):
+        return "s3a://" + uri[len("s3://") :]
+    return None
+
+
+def _job_environment(lakehouse_root: str) -> dict[str, str]:
+    """Environment for spark-submit: the project importable, the venv's Python and tools."""
+    venv_bin = str(Path(sys.executable).parent)
+    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {
+        "PYTHONPATH": pythonpath,
+        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "LAKEHOUSE_ROOT": lakehouse_root,
+    }
+
+
+class LandingDaySensor(BaseSensorOperator):
+    """Wait until the landing folder ``dt=<ds>`` holds at least one ``.jsonl`` file.
+
+    Local folders are listed directly; ``s3a://`` roots through the amazon provider's
+    S3 hook (connection ``aws_default``). Runs in reschedule mode: no worker slot is
+    held while waiting.
+    """
+
+    template_fields: Sequence[str] = ("landing_date",)
+
+    def __init__(
+        self,
+        *,
+        lakehouse_root: str,
+        landing_date: str = "{{ ds }}",
+        aws_conn_id: str = "aws_default",
+        **kwargs: object,
+    ) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        super().__init__(**kwargs)
+        self.lakehouse_root = lakehouse_root
+        self.landing_date = landing_date
+        self.aws_conn_id = aws_conn_id
+
+    def _folder(self) -> str:
+        from spark_jobs.tables import landing_day_path
+
+        return landing_day_path(self.lakehouse_root, self.landing_date)
+
+    def poke(self, context: Context) -> bool:
+        """True once the landing date's folder holds a landing file."""
+        folder = self._folder()
+        self.log.info("looking for landing files in %s", folder)
+        if folder.startswith(("s3a://", "s3://")):
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            bucket, prefix = S3Hook.parse_s3_url("s3://" + folder.split("://", 1)[1])
+            keys = S3Hook(aws_conn_id=self.aws_conn_id).list_keys(
+                bucket_name=bucket, prefix=prefix.rstrip("/") + "/"
+            )
+            return any(k.endswith(LANDING_SUFFIXES) for k in keys or [])
+        path = Path(folder)
+        return path.is_dir() and any(p.name.endswith(LANDING_SUFFIXES) for p in path.iterdir())
+
+    def execute(self, context: Context) -> None:
+        """Poke until files arrive; on timeout, say which folder stayed empty and what to do."""
+        try:
+            super().execute(context)
+        except AirflowSensorTimeout:
+            raise AirflowSensorTimeout(
+                f"no landing files (*.jsonl, *.jsonl.gz) for {self.landing_date} in "
+                f"{self._folder()} after {self.timeout:.0f}s: check the order system's export "
+                "for that day, then clear this task to wait again"
+            ) from None

@@ -1,0 +1,231 @@
+"""Weekly upkeep of every Delta table: OPTIMIZE (compaction), then VACUUM.
+
+VACUUM never removes a file that a recorded training set still needs: every manifest
+under ``<root>/training/*/_manifest.json`` names the Delta version of each table it
+read (``inputs``), of its own output and of a Delta spine. For a table with such a
+version, the retention is stretched to cover that version's commit, and the table's
+``delta.logRetentionDuration`` is raised so the log entries that time travel needs stay
+too. Other tables keep the given retention (default 168 hours, Delta's own default).
+
+    python -m spark_jobs.maintenance --root R [--start D] [--retention-hours 168] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script by spark-submit: make spark_jobs importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import datetime as dt
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs import manifest as manifests
+from spark_jobs.cli import UserError, job_parser, resolve_root, run_cli
+from spark_jobs.session import build_spark
+from spark_jobs.tables import ALL_TABLES, join_path
+
+log = logging.getLogger("spark_jobs.maintenance")
+
+MIN_RETENTION_HOURS = 168  # Delta refuses less by default: concurrent readers may need it
+DEFAULT_LOG_RETENTION_DAYS = 30  # Delta's delta.logRetentionDuration default
+TRAINING_FOLDER = "training"
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """What maintenance does to one table."""
+
+    path: str
+    retention_hours: int
+    protected_version: int | None  # oldest version a manifest needs
+    log_retention_days: int | None  # set on the table when the default is too short
+
+
+def protected_versions(manifests_found: Iterable[Mapping[str, object]]) -> dict[str, int]:
+    """Oldest Delta version each table path must keep readable, over all manifests.
+
+    A manifest protects the versions of its ``inputs``, its ``output`` and its spine
+    when the spine is a Delta table.
+    """
+    oldest: dict[str, int] = {}
+
+    def protect(entry: object) -> None:
+        if not isinstance(entry, Mapping):
+            return
+        path, version = entry.get("path"), entry.get("delta_version")
+        if isinstance(path, str) and isinstance(version, int) and version >= 0:
+            key = path.rstrip("/")
+            oldest[key] = min(version, oldest.get(key, version))
+
+    for manifest in manifests_found:
+        for entry in (manifest.get("inputs") or {}).values():  # type: ignore[union-attr]
+            protect(entry)
+        protect(manifest.get("output"))
+        protect(manifest.get("spine"))
+    return oldest
+
+
+def plan_table(
+    path: str,
+    protected_version: int | None,
+    protected_commit_time: dt.datetime | None,
+    now: dt.datetime,
+    retention_hours: int,
+) -> TablePlan:
+    """Retention for one table: the default, stretched to cover a protected version.
+
+    VACUUM deletes files removed more than ``retention`` hours ago; the files of version
+    ``v`` are removed by commits after ``v``, so keeping everything removed since the
+    commit of ``v`` keeps ``v`` whole. One extra hour absorbs the run's own duration.
+    """
+    if protected_version is None or protected_commit_time is None:
+        return TablePlan(path, retention_hours, None, None)
+    age = now - protected_commit_time
+    needed_hours = math.ceil(age.total_seconds() / 3600) + 1
+    needed_log_days = math.ceil(age.total_seconds() / 86400) + DEFAULT_LOG_RETENTION_DAYS
+    return TablePlan(
+        path,
+        max(retention_hours, needed_hours),
+        protected_version,
+        needed_log_days if needed_log_days > DEFAULT_LOG_RETENTION_DAYS else None,
+    )
+
+
+def read_all_manifests(spark: SparkSession, root: str) -> list[dict]:
+    """Every training-set manifest under ``<root>/training``."""
+    pattern = join_path(root, TRAINING_FOLDER, "*", manifests.MANIFEST_FILE)
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(pattern)  # type: ignore[union-attr]
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    statuses = fs.globStatus(hadoop_path) or []
+    return [manifests.read_manifest(spark, str(s.getPath().toString())) for s in statuses]
+
+
+def delta_tables(spark: SparkSession, root: str) -> list[str]:
+    """Paths of the catalog's tables and of every training set that exist as Delta tables."""
+    candidates = [t.path(root) for t in ALL_TABLES]
+    pattern = join_path(root, TRAINING_FOLDER, "*")
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(pattern)  # type: ignore[union-attr]
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    candidates += sorted(str(s.getPath().toString()) for s in fs.globStatus(hadoop_path) or [])
+    return [p for p in candidates if DeltaTable.isDeltaTable(spark, p)]
+
+
+def _normalise(path: str) -> str:
+    return path.rstrip("/").removeprefix("file:")
+
+
+def commit_time(spark: SparkSession, path: str, version: int) -> dt.datetime | None:
+    """When ``version`` of the table was committed (UTC); None when its log entry is gone."""
+    rows = (
+        DeltaTable.forPath(spark, path)
+        .history()
+        .where(F.col("version") == version)
+        .select("timestamp")
+        .collect()
+    )
+    if not rows:
+        return None
+    stamp = rows[0]["timestamp"]
+    return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp
+
+
+def plans(
+    spark: SparkSession, root: str, now: dt.datetime, retention_hours: int
+) -> list[TablePlan]:
+    """The maintenance plan of every Delta table under ``root``."""
+    protected = {
+        _normalise(p): v for p, v in protected_versions(read_all_manifests(spark, root)).items()
+    }
+    result = []
+    for path in delta_tables(spark, root):
+        version = protected.get(_normalise(path))
+        when = commit_time(spark, path, version) if version is not None else None
+        if version is not None and when is None:
+            log.warning(
+                "%s: version %s named by a manifest has no log entry any more; "
+                "that training set can no longer be rebuilt by time travel",
+                path,
+                version,
+            )
+        result.append(plan_table(path, version, when, now, retention_hours))
+    return result
+
+
+def apply(spark: SparkSession, plan: TablePlan, optimize: bool) -> dict[str, object]:
+    """OPTIMIZE and VACUUM one table as planned; returns what was done."""
+    table = DeltaTable.forPath(spark, plan.path)
+    done: dict[str, object] = {"path": plan.path, "retention_hours": plan.retention_hours}
+    if plan.log_retention_days is not None:
+        spark.sql(
+            f"ALTER TABLE delta.`{plan.path}` SET TBLPROPERTIES "
+            f"('delta.logRetentionDuration' = 'interval {plan.log_retention_days} days')"
+        )
+        done["log_retention_days"] = plan.log_retention_days
+    if optimize:
+        metrics = table.optimize().executeCompaction().select("metrics").first()
+        if metrics is not None:
+            done["files_added"] = metrics["metrics"]["numFilesAdded"]
+            done["files_removed"] = metrics["metrics"]["numFilesRemoved"]
+    table.vacuum(float(plan.retention_hours))
+    return done
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = job_parser(
+        "maintenance",
+        "OPTIMIZE and VACUUM every Delta table, keeping every version a training-set "
+        "manifest still needs.",
+    )
+    for action in parser._actions:
+        if action.dest == "start":
+            # Maintenance is not about a date range; the date only names the run in logs.
+            action.required = False
+            action.help = "logical date of the run, for the log (optional)"
+    parser.add_argument(
+        "--retention-hours",
+        type=int,
+        default=MIN_RETENTION_HOURS,
+        help=f"VACUUM retention for tables no manifest protects (>= {MIN_RETENTION_HOURS})",
+    )
+    parser.add_argument("--skip-optimize", action="store_true", help="only VACUUM")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Plan and apply maintenance to every Delta table under --root; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.retention_hours < MIN_RETENTION_HOURS:
+        raise UserError(
+            f"--retention-hours {args.retention_hours} is below {MIN_RETENTION_HOURS}: "
+            "readers of older snapshots could lose files; use 168 or more"
+        )
+    root = resolve_root(args.root)
+    spark = build_spark(app_name="maintenance")
+    # Retention is measured by Delta against the clock, so the plan is too.
+    now = dt.datetime.now(dt.UTC)
+    log.info("maintenance of %s (run %s)", root, args.start or "by hand")
+    for plan in plans(spark, root, now, args.retention_hours):
+        if args.dry_run:
+            guard = "" if plan.protected_version is None else f", keeps v{plan.protected_version}"
+            print(f"plan: {plan.path}: retention {plan.retention_hours}h{guard}")
+            continue
+        done = apply(spark, plan, optimize=not args.skip_optimize)
+        print(", ".join(f"{k}={v}" for k, v in done.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
