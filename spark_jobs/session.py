@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -56,6 +57,9 @@ def build_spark(
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.driver.memory": settings.driver_memory,
+        # Python workers run the driver's interpreter (the project venv), not whatever
+        # `python3` is first on PATH.
+        "spark.pyspark.python": sys.executable,
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
