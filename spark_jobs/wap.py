@@ -88,7 +88,13 @@ def audit_and_publish(
     outputs: Sequence[Output],
     gate_params: Mapping[str, object],
 ) -> StageResult:
-    """Validate every staged output, then publish all of them; publish none if any fails."""
+    """Validate every staged output, then publish all of them; publish none if any fails.
+
+    ``gate_params`` carries the run's ``start`` and ``end`` dates (the suites' date checks
+    use them) and may override any ``gates.GateSettings`` threshold. Every gate runs even
+    after one fails, so a single GateFailed names every problem of the stage and every
+    table has its report. Warn-level misses are logged and reported, never blocking.
+    """
     from spark_jobs import gates
 
     result = StageResult(stage=stage, run_key=run_key)
@@ -104,9 +110,13 @@ def audit_and_publish(
         if not gate.passed:
             failures.append(gate)
     if failures:
-        raise GateFailed("\n".join(g.summary() for g in failures))
+        raise GateFailed(
+            f"stage {stage} ({run_key}) published nothing:\n"
+            + "\n".join(g.summary() for g in failures)
+        )
     for output in outputs:
         path = output.table.path(root)
+        result.row_counts[output.table.name] = staged[output.table].count()
         output.publish(spark, staged[output.table], path)
         result.versions[output.table.name] = latest_version(spark, path)
         log.info("published %s version %s", output.table.name, result.versions[output.table.name])

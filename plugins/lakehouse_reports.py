@@ -1,0 +1,200 @@
+"""Airflow plugin: the validation reports of the lakehouse gates, in the Airflow UI.
+
+A small FastAPI app, mounted by the Airflow API server at ``/lakehouse-reports/``, lists
+recent validations from ``<LAKEHOUSE_ROOT>/_reports/index.jsonl`` (newest first, by table
+and date) and serves each validation's GX HTML page and JSON result. A "Validation
+reports" entry under Browse shows the page inside the UI.
+
+``create_app(root)`` needs no running Airflow, so the page can be served on its own
+(``uvicorn --factory``) and tested over real HTTP.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    # Airflow imports plugins by file; the catalog lives in the project's package.
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from airflow.plugins_manager import AirflowPlugin  # noqa: E402
+
+from spark_jobs.gates import INDEX_FILE  # noqa: E402
+from spark_jobs.tables import reports_path  # noqa: E402
+
+URL_PREFIX = "/lakehouse-reports"
+DEFAULT_LIMIT = 200
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Validation reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
+.failed {{ color: #b00020; font-weight: bold; }} .warned {{ color: #a15c00; }}
+.passed {{ color: #1b5e20; }}
+</style></head>
+<body><h1>Validation reports</h1>
+<p>Lakehouse {root}: the {count} most recent gate validations{filters}.
+Filter: <form style="display:inline" method="get">
+<input name="table" placeholder="table, e.g. gold.user_daily" value="{table}">
+<input name="date" placeholder="date, YYYY-MM-DD" value="{date}">
+<button>show</button></form> <a href="./">all</a></p>
+{body}
+</body></html>
+"""
+
+
+def lakehouse_root() -> str:
+    """The lakehouse root the API server sees: ``LAKEHOUSE_ROOT``, else ``<project>/lakehouse``."""
+    return os.environ.get("LAKEHOUSE_ROOT") or str(PROJECT_ROOT / "lakehouse")
+
+
+def read_index(root: str) -> list[dict]:
+    """Index lines of every validation under ``root``, newest first; [] before the first."""
+    path = Path(reports_path(root), INDEX_FILE)
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash mid-write says nothing usable
+    return sorted(entries, key=lambda e: e.get("validated_at", ""), reverse=True)
+
+
+def select(entries: list[dict], table: str | None, date: str | None, limit: int) -> list[dict]:
+    """Entries of one table and/or covering one date (start <= date <= end), at most ``limit``."""
+    chosen = [
+        e
+        for e in entries
+        if (not table or e.get("table") == table)
+        and (not date or (e.get("start") or "") <= date <= (e.get("end") or ""))
+    ]
+    return chosen[:limit]
+
+
+def create_app(root: str | None = None) -> FastAPI:
+    """The reports app for a lakehouse root (default: ``lakehouse_root()`` at each request)."""
+    app = FastAPI(title="Lakehouse validation reports", docs_url=None, redoc_url=None)
+
+    def current_root() -> str:
+        chosen = root or lakehouse_root()
+        if "://" in chosen and not chosen.startswith("file://"):
+            raise HTTPException(
+                501, f"reports of {chosen} live on an object store; open them there"
+            )
+        return chosen.removeprefix("file://")
+
+    @app.get("/api/validations")
+    def validations(
+        table: str | None = None,
+        date: str | None = None,
+        limit: int = Query(DEFAULT_LIMIT, ge=1, le=5000),
+    ) -> list[dict]:
+        return select(read_index(current_root()), table, date, limit)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(
+        table: str | None = None,
+        date: str | None = None,
+        limit: int = Query(DEFAULT_LIMIT, ge=1, le=5000),
+    ) -> str:
+        chosen_root = current_root()
+        entries = select(read_index(chosen_root), table, date, limit)
+        filters = "".join(
+            f", {name} {html.escape(value)}"
+            for name, value in (("table", table), ("date", date))
+            if value
+        )
+        return _PAGE.format(
+            root=html.escape(chosen_root),
+            count=len(entries),
+            filters=filters,
+            table=html.escape(table or ""),
+            date=html.escape(date or ""),
+            body=_listing(entries),
+        )
+
+    @app.get("/reports/{relative:path}")
+    def report(relative: str) -> FileResponse:
+        base = Path(reports_path(current_root())).resolve()
+        target = (base / relative).resolve()
+        # Only files inside the reports folder: "..", absolute paths and symlinks out 404.
+        if not target.is_relative_to(base) or not target.is_file():
+            raise HTTPException(404, "no such report")
+        return FileResponse(target)
+
+    return app
+
+
+def _listing(entries: list[dict]) -> str:
+    if not entries:
+        return "<p>No validations yet: the gates write one entry per validated stage.</p>"
+    tables: dict[str, list[dict]] = {}
+    for entry in entries:
+        tables.setdefault(entry.get("table", "?"), []).append(entry)
+    parts = []
+    for table in sorted(tables):
+        rows = "".join(_row(e) for e in tables[table])
+        parts.append(
+            f"<h2>{html.escape(table)}</h2><table><tr><th>dates</th><th>run</th>"
+            f"<th>result</th><th>failed</th><th>warnings</th><th>validated at</th>"
+            f"<th>report</th></tr>{rows}</table>"
+        )
+    return "\n".join(parts)
+
+
+def _row(entry: dict) -> str:
+    if not entry.get("success"):
+        status, css = "FAILED", "failed"
+    elif entry.get("warned"):
+        status, css = "passed with warnings", "warned"
+    else:
+        status, css = "passed", "passed"
+    dates = entry.get("start") or ""
+    if entry.get("end") and entry.get("end") != dates:
+        dates += f" to {entry['end']}"
+    # Relative links: the page works under any mount point and Airflow base URL.
+    report = quote(f"reports/{entry.get('report', '')}")
+    result = quote(f"reports/{entry.get('result', '')}")
+    cells = [
+        html.escape(dates),
+        html.escape(str(entry.get("run_key", ""))),
+        f'<span class="{css}">{status}</span>',
+        str(entry.get("failed", 0)),
+        str(entry.get("warned", 0)),
+        html.escape(str(entry.get("validated_at", ""))),
+        f'<a href="{report}">report</a> <a href="{result}">json</a>',
+    ]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+class LakehouseReportsPlugin(AirflowPlugin):
+    """Mounts the reports app and adds "Validation reports" under Browse in the UI."""
+
+    name = "lakehouse_reports"
+    fastapi_apps = [  # noqa: RUF012 (Airflow reads these class attributes)
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Lakehouse validation reports"}
+    ]
+    external_views = [  # noqa: RUF012
+        {
+            "name": "Validation reports",
+            # Relative to the UI's base URL, so it also works behind a path prefix.
+            "href": URL_PREFIX.lstrip("/") + "/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "validation-reports",
+        }
+    ]

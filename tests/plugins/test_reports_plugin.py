@@ -1,0 +1,158 @@
+"""The validation-reports plugin, served by uvicorn and fetched over real HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from plugins import lakehouse_reports
+from spark_jobs.tables import reports_path
+
+RUN = "2026-03-02_2026-03-02"
+REPORT = f"gold_user_daily/{RUN}/20260303T010203000000Z/report.html"
+RESULT = f"gold_user_daily/{RUN}/20260303T010203000000Z/result.json"
+
+
+def index_line(**changes: object) -> str:
+    entry = {
+        "table": "gold.user_daily",
+        "suite": "gold_user_daily",
+        "run_key": RUN,
+        "start": "2026-03-02",
+        "end": "2026-03-02",
+        "success": False,
+        "evaluated": 21,
+        "failed": 1,
+        "warned": 0,
+        "report": REPORT,
+        "result": RESULT,
+        "validated_at": "2026-03-03T01:02:03+00:00",
+    }
+    entry.update(changes)
+    return json.dumps(entry)
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> str:
+    """A lakehouse with two validations and a file outside the reports folder."""
+    root = tmp_path / "lakehouse"
+    base = Path(reports_path(str(root)))
+    (base / REPORT).parent.mkdir(parents=True)
+    (base / REPORT).write_text("<html><body>gold.user_daily: gate FAILED</body></html>")
+    (base / RESULT).write_text('{"success": false}')
+    (root / "secret.txt").write_text("not a report")
+    (base / "index.jsonl").write_text(
+        index_line()
+        + "\n"
+        + index_line(
+            table="silver.purchases",
+            suite="silver_purchases",
+            success=True,
+            failed=0,
+            warned=2,
+            start="2026-03-01",
+            end="2026-03-01",
+            run_key="2026-03-01_2026-03-01",
+            report="silver_purchases/x/report.html",
+            result="silver_purchases/x/result.json",
+            validated_at="2026-03-02T01:00:00+00:00",
+        )
+        + "\n"
+    )
+    return str(root)
+
+
+@pytest.fixture
+def server(reports: str) -> Iterator[str]:
+    """The app on 127.0.0.1 at a free port; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        lakehouse_reports.create_app(reports), host="127.0.0.1", port=port, log_level="warning"
+    )
+    serving = uvicorn.Server(config)
+    thread = threading.Thread(target=serving.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not serving.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    serving.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_page_lists_validations_by_table_with_links_to_reports(server: str) -> None:
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200
+    text = page.text
+    assert "<h2>gold.user_daily</h2>" in text and "<h2>silver.purchases</h2>" in text
+    assert "FAILED" in text and "passed with warnings" in text
+    assert f'href="reports/{REPORT}"' in text
+
+
+def test_page_filters_by_table_and_date(server: str) -> None:
+    by_table = httpx.get(f"{server}/", params={"table": "silver.purchases"}).text
+    assert "<h2>silver.purchases</h2>" in by_table and "gold.user_daily</h2>" not in by_table
+    by_date = httpx.get(f"{server}/api/validations", params={"date": "2026-03-02"}).json()
+    assert [e["table"] for e in by_date] == ["gold.user_daily"]
+
+
+def test_report_link_serves_the_html_and_json(server: str) -> None:
+    report = httpx.get(f"{server}/reports/{REPORT}")
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("text/html")
+    assert "gate FAILED" in report.text
+    assert httpx.get(f"{server}/reports/{RESULT}").json() == {"success": False}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/reports/../secret.txt",
+        "/reports/%2e%2e/secret.txt",
+        "/reports/..%2fsecret.txt",
+        "/reports/%2e%2e%2f%2e%2e%2fsecret.txt",
+        "/reports//etc/passwd",
+        "/reports/gold_user_daily",
+        "/reports/missing.html",
+    ],
+)
+def test_paths_outside_the_reports_or_missing_are_404(server: str, path: str) -> None:
+    # http.client sends the path as written: no client-side normalisation of "..".
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    assert response.status == 404
+    assert "not a report" not in body
+
+
+def test_empty_lakehouse_says_there_is_nothing_yet(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    page = TestClient(lakehouse_reports.create_app(str(tmp_path))).get("/")
+    assert page.status_code == 200
+    assert "No validations yet" in page.text
+
+
+def test_plugin_mounts_the_app_and_adds_a_browse_entry() -> None:
+    plugin = lakehouse_reports.LakehouseReportsPlugin
+    [app] = plugin.fastapi_apps
+    assert app["url_prefix"] == "/lakehouse-reports"
+    [view] = plugin.external_views
+    assert view["name"] == "Validation reports"
+    assert view["href"] == "lakehouse-reports/"
+    assert (view["destination"], view["category"]) == ("nav", "browse")
