@@ -71,8 +71,8 @@ with DAG(
             description="Oldest snapshot allowed, in days before ts; empty for no limit.",
         ),
         "features": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
             title="Features",
             description="Feature columns to keep, one per line; empty for all.",
@@ -85,7 +85,7 @@ with DAG(
             name="{{ params.name }}",
             mode="{{ params.mode }}",
             ttl_days="{{ '' if params.ttl_days is none else params.ttl_days }}",
-            features="{{ params.features | join(',') }}",
+            features="{{ (params.features or []) | join(',') }}",
         ),
         ROOT,
     )

@@ -9,6 +9,7 @@ task's Asset events. ``LandingDaySensor`` waits for a landing date's files.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from spark_jobs.cli import EXIT_BAD_INPUT, EXIT_GATE_FAILED
 from spark_jobs.config import PROJECT_ROOT, Settings
 
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
+INDEX_TAIL_BYTES = 256 * 1024
 
 
 def job_application(job: str) -> str:
@@ -128,11 +130,43 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
             extra.update(
                 table_path=path,
                 gate="passed",
-                logical_date=context["ds"],
+                logical_date=context.get("ds"),
                 run_id=context["run_id"],
             )
+            validation = latest_validation(self.lakehouse_root, asset.name)
+            if validation is not None:
+                extra["gate_report"] = validation
             context["outlet_events"][asset].extra = extra
             self.log.info("%s is now at Delta version %s", asset.name, commit.version)
+
+
+def latest_validation(root: str, table: str) -> dict[str, object] | None:
+    """The newest gate validation of ``table`` in ``<root>/_reports/index.jsonl`` (local roots).
+
+    Only the end of the index is read: it grows by one line per validation.
+    """
+    from spark_jobs.tables import reports_path
+
+    index = Path(reports_path(root), "index.jsonl")
+    if "://" in root or not index.is_file():
+        return None
+    with index.open("rb") as handle:
+        handle.seek(max(0, index.stat().st_size - INDEX_TAIL_BYTES))
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the first line of the tail may be cut
+        if entry.get("table") == table:
+            return {
+                "success": entry.get("success"),
+                "evaluated": entry.get("evaluated"),
+                "warned": entry.get("warned"),
+                "run_key": entry.get("run_key"),
+                "report": str(Path(reports_path(root), str(entry.get("report")))),
+            }
+    return None
 
 
 def _is_empty_option(arg: object) -> bool:

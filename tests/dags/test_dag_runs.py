@@ -1,0 +1,172 @@
+"""Real runs of purchases_daily (``dag.test()``: every task really runs, Spark jobs are
+spark-submitted) on a small generated data set, against a SQLite metadata DB."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import DAGS_FOLDER
+
+pytestmark = pytest.mark.airflow
+
+DAY_1 = dt.date(2026, 1, 1)
+DAY_2 = dt.date(2026, 1, 2)
+STAGE_TASKS = (
+    "bronze_purchases",
+    "gate_bronze_purchases",
+    "silver_purchases",
+    "gate_silver_purchases",
+    "gold_user_daily",
+    "gate_gold_user_daily",
+    "gold_user_features",
+    "gate_gold_user_features",
+)
+ASSET_TABLES = (
+    "bronze.purchases",
+    "silver.purchases",
+    "silver.quarantine",
+    "gold.user_daily",
+    "gold.user_features",
+    "gold.user_features_history",
+)
+
+
+@contextlib.contextmanager
+def lakehouse_env(root: str, **extra: str) -> Iterator[None]:
+    """LAKEHOUSE_ROOT (and extra variables) set while DAGs are parsed and run."""
+    saved = {k: os.environ.get(k) for k in ("LAKEHOUSE_ROOT", *extra)}
+    os.environ.update({"LAKEHOUSE_ROOT": root, **extra})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_daily(root: str, day: dt.date, **env: str) -> dict[str, str]:
+    """Run purchases_daily for one logical date with dag.test(); task id -> final state."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with lakehouse_env(root, **env):
+        dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["purchases_daily"]
+        run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+        return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def table_version(spark, root: str, name: str) -> int:
+    """Newest Delta version of a catalog table, read with Spark."""
+    from delta.tables import DeltaTable
+
+    from spark_jobs.tables import TABLES_BY_NAME
+
+    table = DeltaTable.forPath(spark, TABLES_BY_NAME[name].path(root))
+    return int(table.history(1).collect()[0]["version"])
+
+
+def landed_lines(root: str, day: dt.date) -> int:
+    """Lines landed for a day, counted straight from the files."""
+    from spark_jobs.tables import landing_day_path
+
+    return sum(
+        len(path.read_text().splitlines())
+        for path in Path(landing_day_path(root, day)).glob("*.jsonl")
+    )
+
+
+@pytest.fixture(scope="module")
+def landed(spark, airflow_db, tmp_path_factory) -> str:
+    """Two days of small generated landing files (defects included)."""
+    from spark_jobs import generate_purchases
+
+    root = str(tmp_path_factory.mktemp("lakehouse"))
+    args = ["--root", root, "--start", str(DAY_1), "--end", str(DAY_2), "--users", "40"]
+    assert generate_purchases.main([*args, "--skip-dates", "none"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_day(landed) -> dict[str, str]:
+    """purchases_daily run for DAY_1 on the fresh lakehouse."""
+    return run_daily(landed, DAY_1)
+
+
+def test_daily_run_builds_every_stage_of_its_landing_date(spark, landed, first_day) -> None:
+    from pyspark.sql import functions as F
+
+    from spark_jobs.tables import BRONZE_PURCHASES, GOLD_USER_DAILY, GOLD_USER_FEATURES
+
+    assert first_day == {"landing_purchases": "success", **dict.fromkeys(STAGE_TASKS, "success")}
+    bronze = spark.read.format("delta").load(BRONZE_PURCHASES.path(landed))
+    assert bronze.where(F.col("_landing_date") == DAY_1).count() == landed_lines(landed, DAY_1)
+    assert bronze.where(F.col("_landing_date") != DAY_1).count() == 0
+    gold = spark.read.format("delta").load(GOLD_USER_DAILY.path(landed))
+    assert gold.count() > 0
+    features = spark.read.format("delta").load(GOLD_USER_FEATURES.path(landed))
+    assert {r["as_of_date"] for r in features.select("as_of_date").distinct().collect()} == {DAY_1}
+
+
+def test_gate_tasks_record_the_published_delta_version_on_the_assets(
+    spark, landed, first_day
+) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from include.dag_factory import TABLE_PATHS, table_uri
+
+    with create_session() as session:
+        events = {
+            uri: extra
+            for uri, extra in session.execute(
+                select(AssetModel.uri, AssetEvent.extra)
+                .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetEvent.source_dag_id == "purchases_daily")
+                .order_by(AssetEvent.id)
+            )
+        }
+    for name in ASSET_TABLES:
+        extra = events[table_uri(landed, TABLE_PATHS[name])]
+        assert extra["delta_version"] == table_version(spark, landed, name), name
+        assert extra["gate"] == "passed"
+        assert extra["logical_date"] == str(DAY_1)
+        assert extra["rows_written"] is None or extra["rows_written"] >= 0
+
+
+def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
+    spark, landed, first_day
+) -> None:
+    from pyspark.sql import functions as F
+
+    from spark_jobs.tables import SILVER_PURCHASES
+
+    before = {name: table_version(spark, landed, name) for name in ASSET_TABLES}
+    # Any quarantined record now breaks the silver gate; the generator lands defects daily.
+    states = run_daily(landed, DAY_2, LAKEHOUSE_GATE_QUARANTINE_FAIL_SHARE="0")
+
+    assert states == {
+        "landing_purchases": "success",
+        "bronze_purchases": "success",
+        "gate_bronze_purchases": "success",
+        "silver_purchases": "success",
+        "gate_silver_purchases": "failed",
+        "gold_user_daily": "upstream_failed",
+        "gate_gold_user_daily": "upstream_failed",
+        "gold_user_features": "upstream_failed",
+        "gate_gold_user_features": "upstream_failed",
+    }
+    after = {name: table_version(spark, landed, name) for name in ASSET_TABLES}
+    assert after == {**before, "bronze.purchases": after["bronze.purchases"]}
+    assert after["bronze.purchases"] > before["bronze.purchases"]
+    silver = spark.read.format("delta").load(SILVER_PURCHASES.path(landed))
+    assert silver.where(F.col("_landing_date") == DAY_2).count() == 0
+    reports = Path(landed, "_reports", "silver_quarantine", f"{DAY_2}_{DAY_2}")
+    assert list(reports.glob("*/report.html")), "the failed gate keeps its report"
