@@ -58,7 +58,11 @@ def read_manifest(spark: SparkSession, path: str) -> dict[str, Any]:
             f"no training-set manifest at {path}: give the path of a _manifest.json or "
             "the name of a training set built under this --root"
         )
-    text = spark.read.option("wholetext", "true").text(path).first()[0]
+    stream = fs.open(hadoop_path)
+    try:
+        text = bytes(stream.readAllBytes()).decode("utf-8")
+    finally:
+        stream.close()
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:
