@@ -38,6 +38,8 @@ log = logging.getLogger("spark_jobs.maintenance")
 
 MIN_RETENTION_HOURS = 168  # Delta refuses less by default: concurrent readers may need it
 DEFAULT_LOG_RETENTION_DAYS = 30  # Delta's delta.logRetentionDuration default
+# The log must outlive a protected version until the next weekly run and one more.
+LOG_RETENTION_MARGIN_DAYS = 14
 TRAINING_FOLDER = "training"
 
 
@@ -92,7 +94,7 @@ def plan_table(
         return TablePlan(path, retention_hours, None, None)
     age = now - protected_commit_time
     needed_hours = math.ceil(age.total_seconds() / 3600) + 1
-    needed_log_days = math.ceil(age.total_seconds() / 86400) + DEFAULT_LOG_RETENTION_DAYS
+    needed_log_days = math.ceil(age.total_seconds() / 86400) + LOG_RETENTION_MARGIN_DAYS
     return TablePlan(
         path,
         max(retention_hours, needed_hours),
