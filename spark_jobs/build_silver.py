@@ -1,0 +1,263 @@
+"""Build silver.purchases, silver.quarantine and silver.changes from bronze.
+
+For the landing dates [start, end]: every bronze row is validated (reason codes in
+spark_jobs/reasons.py, rules in docs/SILVER.md), typed, converted to USD, and either
+quarantined or offered to silver, where one record per (event_date, event_id) wins
+against this run's rows and the rows other landing dates already put in the same
+event-date partitions. Late events land in their own event_date partition.
+
+Publishing rewrites exactly the event-date partitions the run touches (``replaceWhere``
+on ``event_date``), with their full new content: rows of these landing dates replace
+their previous version, rows of other landing dates stay unless a record of this run
+beats them. Quarantine and changes are replaced per landing date. So a rerun gives the
+same tables, a range equals its days run in order, and a kill between steps heals on
+rerun. After publishing, the nothing-lost accounting must balance.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script by spark-submit: make spark_jobs importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs import wap
+from spark_jobs.accounting import AccountingError, check_accounting, format_accounting
+from spark_jobs.cli import DateRange, UserError, date_range, job_parser, resolve_root, run_cli
+from spark_jobs.fx import DEFAULT_MAX_STALENESS_DAYS, daily_fx_rates, load_currencies, load_fx_rates
+from spark_jobs.ingest_bronze import landing_predicate
+from spark_jobs.session import build_spark
+from spark_jobs.silver import (
+    SILVER_COLUMNS,
+    pick_winners,
+    quarantined,
+    rebuilt_partitions,
+    silver_changes,
+    touched_event_dates,
+    valid_purchases,
+    validate,
+)
+from spark_jobs.tables import (
+    BRONZE_LANDING_LOG,
+    BRONZE_PURCHASES,
+    SILVER_CHANGES,
+    SILVER_CHANGES_SCHEMA,
+    SILVER_PURCHASES,
+    SILVER_PURCHASES_SCHEMA,
+    SILVER_QUARANTINE,
+    staging_path,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_ACCOUNTING_FAILED = 1
+
+
+def _in_landing_range(days: DateRange) -> F.Column:
+    return F.col("_landing_date").between(F.lit(days.start), F.lit(days.end))
+
+
+def event_date_predicate(event_dates: Sequence[object]) -> str:
+    """A replaceWhere predicate selecting the given event-date partitions."""
+    return "event_date IN (" + ", ".join(f"DATE'{d}'" for d in sorted(event_dates)) + ")"
+
+
+def read_bronze(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
+    """Bronze rows of the landing dates; UserError when bronze never ingested one of them."""
+    path = BRONZE_PURCHASES.path(root)
+    log_path = BRONZE_LANDING_LOG.path(root)
+    if not DeltaTable.isDeltaTable(spark, path) or not DeltaTable.isDeltaTable(spark, log_path):
+        raise UserError(
+            f"no bronze table at {path}: run ingest_bronze --start {days.start} "
+            f"--end {days.end} first"
+        )
+    ingested = {
+        r["_landing_date"]
+        for r in spark.read.format("delta")
+        .load(log_path)
+        .where(_in_landing_range(days))
+        .select("_landing_date")
+        .collect()
+    }
+    missing = [str(day) for day in days.days() if day not in ingested]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise UserError(
+            f"bronze has not ingested landing date(s) {shown}: run ingest_bronze for them first"
+        )
+    return spark.read.format("delta").load(path).where(_in_landing_range(days))
+
+
+def _read_optional(spark: SparkSession, path: str, schema: object) -> DataFrame:
+    if DeltaTable.isDeltaTable(spark, path):
+        return spark.read.format("delta").load(path)
+    return spark.createDataFrame([], schema)
+
+
+def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: int) -> None:
+    """Stage silver.purchases (the touched partitions), silver.quarantine and silver.changes."""
+    bronze = read_bronze(spark, root, days)
+    validated = validate(
+        bronze,
+        load_currencies(),
+        daily_fx_rates(load_fx_rates(spark), max_staleness_days),
+        max_staleness_days,
+    )
+    previous_changes = _read_optional(
+        spark, SILVER_CHANGES.path(root), SILVER_CHANGES_SCHEMA
+    ).where(_in_landing_range(days))
+    # Partitions to rebuild: where this run's rows may land, and where its previous
+    # version put rows (they must go if the records changed or vanished).
+    touched = {r["event_date"] for r in touched_event_dates(bronze).collect()}
+    touched |= {r["event_date"] for r in previous_changes.select("event_date").distinct().collect()}
+    silver = _read_optional(spark, SILVER_PURCHASES.path(root), SILVER_PURCHASES_SCHEMA)
+    existing = silver.where(F.col("event_date").isin(sorted(touched)) & ~_in_landing_range(days))
+    log.info(
+        "landing dates %s..%s touch %d event date(s)%s",
+        days.start,
+        days.end,
+        len(touched),
+        f" from {min(touched)} to {max(touched)}" if touched else "",
+    )
+    winners = pick_winners(valid_purchases(validated), existing)
+    wap.stage_outputs(
+        spark,
+        root,
+        days.key,
+        {SILVER_PURCHASES: winners, SILVER_QUARANTINE: quarantined(validated)},
+    )
+    staged = spark.read.format("delta").load(staging_path(root, SILVER_PURCHASES, days.key))
+    wap.stage_outputs(
+        spark, root, days.key, {SILVER_CHANGES: silver_changes(staged, previous_changes)}
+    )
+
+
+def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
+    """A publisher rewriting the event-date partitions the run's staged rows and changes name.
+
+    Each partition gets the run's rows plus the rows other landing dates hold there that
+    the run's rows do not replace; the run's previous rows go. A partition whose rows of
+    these landing dates all went away has no staged row but still has a change.
+    """
+
+    def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
+        changes = wap.read_staged(spark, root, SILVER_CHANGES, days.key)
+        event_dates = sorted(
+            r["event_date"]
+            for r in staged.select("event_date")
+            .union(changes.select("event_date"))
+            .distinct()
+            .collect()
+        )
+        exists = DeltaTable.isDeltaTable(spark, path)
+        if not event_dates:
+            if not exists:  # an empty table, so readers find one
+                staged.select(*SILVER_COLUMNS).write.format("delta").partitionBy(
+                    *SILVER_PURCHASES.partition_by
+                ).save(path)
+            log.info("no event date touched: %s unchanged", SILVER_PURCHASES.name)
+            return
+        current = _read_optional(spark, path, SILVER_PURCHASES_SCHEMA)
+        others = current.where(F.col("event_date").isin(event_dates) & ~_in_landing_range(days))
+        (
+            rebuilt_partitions(staged, others)
+            .write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", event_date_predicate(event_dates))
+            .partitionBy(*SILVER_PURCHASES.partition_by)
+            .save(path)
+        )
+
+    return publish
+
+
+def outputs(root: str, days: DateRange) -> list[wap.Output]:
+    """What the silver stage publishes; purchases first, so changes never run ahead of it."""
+    predicate = landing_predicate(days)
+    return [
+        wap.Output(SILVER_PURCHASES, replace_touched_partitions(root, days)),
+        wap.Output(SILVER_QUARANTINE, wap.replace_where(predicate, SILVER_QUARANTINE)),
+        wap.Output(SILVER_CHANGES, wap.replace_where(predicate, SILVER_CHANGES), gated=False),
+    ]
+
+
+def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
+    """Gate the staged silver outputs, publish them, then check that nothing was lost.
+
+    Raises AccountingError (with the per-date counts) when the books do not balance.
+    """
+    gate_params = {"start": str(days.start), "end": str(days.end), "stage": "silver"}
+    result = wap.audit_and_publish(
+        spark, root, "silver", days.key, outputs(root, days), gate_params
+    )
+    rows = check_accounting(spark, root, days.start, days.end)
+    log.info("nothing lost, per landing date:\n%s", format_accounting(rows))
+    return result
+
+
+def non_negative_int(value: str) -> int:
+    """A whole number >= 0, for argparse."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}: expected a whole number >= 0")
+    return number
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m spark_jobs.build_silver``."""
+    parser = job_parser(
+        "build_silver",
+        "Build silver.purchases (typed, deduplicated, USD), silver.quarantine and "
+        "silver.changes from the bronze rows of landing dates [--start, --end].",
+    )
+    parser.add_argument(
+        "--fx-max-staleness-days",
+        type=non_negative_int,
+        default=DEFAULT_MAX_STALENESS_DAYS,
+        help="a day without a reference rate uses the latest earlier one at most this many "
+        f"days old, else the record is quarantined NO_FX_RATE (default: "
+        f"{DEFAULT_MAX_STALENESS_DAYS})",
+    )
+    parser.add_argument(
+        "--step",
+        choices=wap.STEPS,
+        default="all",
+        help="build: stage the outputs; publish: gate, publish and check the staged "
+        "outputs; all: both (default)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the silver stage for the dates on the command line; returns the exit code."""
+    args = parser().parse_args(argv)
+    days = date_range(args)
+    root = resolve_root(args.root)
+    spark = build_spark(app_name="build_silver")
+    if args.step in ("all", "build"):
+        build(spark, root, days, args.fx_max_staleness_days)
+    if args.step in ("all", "publish"):
+        try:
+            publish(spark, root, days)
+        except AccountingError as exc:
+            print(f"accounting failed: {exc}", file=sys.stderr)
+            return EXIT_ACCOUNTING_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
