@@ -75,7 +75,7 @@ def landing_events(root: str) -> Iterator[dict]:
     """Every well-formed landed event (malformed lines are the pipeline's business)."""
     for path in sorted(Path(root, "landing", "purchases").glob("dt=*/*.jsonl*")):
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as lines:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 try:
                     event = json.loads(line)
@@ -86,9 +86,10 @@ def landing_events(root: str) -> Iterator[dict]:
 
 
 def write_spine(root: str, days: DateRange) -> Path:
-    """A CSV spine: for some users, at noon UTC one week before the end, did they buy
-    in the following week? (user_id, ts, label)."""
-    ts = dt.datetime.combine(days.end - LABEL_HORIZON, dt.time(12), tzinfo=dt.UTC)
+    """A CSV spine (user_id, ts, label): for users seen before noon UTC a week before the
+    end (half the range if shorter), did they buy in the following week?"""
+    horizon = min(LABEL_HORIZON, dt.timedelta(days=len(days) // 2))
+    ts = dt.datetime.combine(days.end - horizon, dt.time(12), tzinfo=dt.UTC)
     buyers, users = set(), set()
     for event in landing_events(root):
         user, when = event.get("user_id"), event.get("event_time")
@@ -100,7 +101,7 @@ def write_spine(root: str, days: DateRange) -> Path:
             continue
         if at <= ts:
             users.add(user)
-        elif at <= ts + LABEL_HORIZON and event.get("event_type") == "purchase":
+        elif at <= ts + horizon and event.get("event_type") == "purchase":
             buyers.add(user)
     spine = Path(root, "spines", "demo_spine.csv")
     spine.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +130,10 @@ def run_dag(client: AirflowClient, dag_id: str, conf: dict) -> None:
 def backfill_daily(client: AirflowClient, days: DateRange) -> None:
     """Build ``days`` with a backfill of purchases_daily and wait for every run."""
     client.set_paused("purchases_daily", False)
-    backfill = client.create_backfill("purchases_daily", str(days.start), str(days.end))
+    # "completed": a second demo run rebuilds these days too instead of finding no work.
+    backfill = client.create_backfill(
+        "purchases_daily", str(days.start), str(days.end), reprocess_behavior="completed"
+    )
     step(f"purchases_daily: backfill {backfill['id']} over {days.start}..{days.end} created")
     wanted = {str(day) for day in days.days()}
     deadline = time.monotonic() + 3 * 3600

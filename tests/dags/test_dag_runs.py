@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from spark_jobs.config import EXPECTATIONS_DIR
 from tests.dags.conftest import DAGS_FOLDER
 
 pytestmark = pytest.mark.airflow
@@ -139,6 +140,9 @@ def test_gate_tasks_record_the_published_delta_version_on_the_assets(
         assert extra["gate"] == "passed"
         assert extra["logical_date"] == str(DAY_1)
         assert extra["rows_written"] is None or extra["rows_written"] >= 0
+        if Path(EXPECTATIONS_DIR, name.replace(".", "_") + ".json").is_file():
+            assert extra["gate_report"]["success"] is True, name
+            assert Path(extra["gate_report"]["report"]).is_file(), name
 
 
 def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
