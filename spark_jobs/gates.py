@@ -263,7 +263,8 @@ def validate_table(
 
     ``params`` needs ``start`` and ``end`` (the run's logical dates) for most suites and may
     override any GateSettings field or suite parameter. The staged frame is validated once,
-    all expectations together, with result format SUMMARY and a few example values.
+    all expectations together, for pass/fail; expectations that missed are then looked at
+    again with result format SUMMARY, for their observed values and a few examples.
     """
     suite_name = suite_name or suite_name_for(table)
     suite = load_suite(suite_name)
