@@ -25,7 +25,8 @@ import gzip
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -675,11 +676,7 @@ def purchase_lines(
             F.when(F.col("src_kind") == _DEFECT, F.lit("-x")).otherwise(F.lit("-p")),
             F.lpad(F.col("src_order").cast("string"), id_width, "0"),
         ),
-        # A defect's impossible event time: 1 hour to 3 days after its landing day ends.
-        future_local_epoch=(day + 1) * _SECONDS_PER_DAY
-        + 3600
-        + h.below("defect_future", 3 * _SECONDS_PER_DAY - 3600, day, number)
-        + F.col("offset_minutes") * 60,
+        defect=F.when(kind == _DEFECT, F.pmod(number, F.lit(len(DEFECT_KINDS)))).otherwise(-1),
     )
     # A refund is an event of its own landing day; a line item is its order's n-th line.
     event_id = F.when(
@@ -702,15 +699,6 @@ def purchase_lines(
         frame,
         event_id=_quote(event_id),
         event_time=_quote(F.concat(_local_time_text(F.col("local_epoch")), F.col("offset_text"))),
-        future_time=_quote(
-            F.concat(_local_time_text(F.col("future_local_epoch")), F.col("offset_text"))
-        ),
-        defect=F.when(
-            kind == _DEFECT, _lookup(DEFECT_KINDS, F.pmod(number, F.lit(len(DEFECT_KINDS))))
-        ),
-        variant=h.below("defect_variant", 12, day, number),
-        field_index=h.below("defect_field", len(REQUIRED_FIELDS), day, number),
-        cut_fraction=0.2 + 0.7 * h.uniform("defect_cut", day, number),
     )
     values = {
         "event_id": F.col("event_id"),
@@ -730,25 +718,54 @@ def purchase_lines(
         "unit_price": _quote(F.col("unit_price")),
         "currency": _quote(F.col("currency")),
     }
-    frame = _with(frame, line=_json_line(_broken(values)))
+    frame = _with(frame, line=_json_line(values))
+    # A defect's impossible event time: 1 hour to 3 days after its landing day ends.
+    future_local_epoch = (
+        (day + 1) * _SECONDS_PER_DAY
+        + 3600
+        + h.below("defect_future", 3 * _SECONDS_PER_DAY - 3600, day, number)
+        + F.col("offset_minutes") * 60
+    )
+    details = _DefectDetails(
+        variant=h.below("defect_variant", 12, day, number),
+        field_index=h.below("defect_field", len(REQUIRED_FIELDS), day, number),
+        future_time=_quote(F.concat(_local_time_text(future_local_epoch), F.col("offset_text"))),
+    )
     # A strict prefix of a JSON object never closes it, so it never parses.
-    cut = F.floor(F.length(F.col("line")) * F.col("cut_fraction")).cast("int")
+    cut = F.floor(F.length(F.col("line")) * (0.2 + 0.7 * h.uniform("defect_cut", day, number)))
+    defect = F.col("defect")
+    # Sound records (nearly all) take the first branch and skip every defect expression.
     return frame.select(
-        F.when(F.col("defect") == "malformed_json", F.col("line").substr(F.lit(1), cut))
-        .otherwise(F.col("line"))
+        F.when(defect < 0, F.col("line"))
+        .when(
+            defect == DEFECT_KINDS.index("malformed_json"),
+            F.col("line").substr(F.lit(1), cut.cast("int")),
+        )
+        .otherwise(_json_line(_broken(values, defect, details)))
         .alias("value")
     )
 
 
-def _broken(values: dict[str, Column]) -> dict[str, Column | None]:
-    """The JSON value text of each field, after the record's defect (None: field absent)."""
-    defect, variant = F.col("defect"), F.col("variant")
+@dataclass(frozen=True)
+class _DefectDetails:
+    """How a broken record is broken, beyond its kind."""
+
+    variant: Column  # which of a kind's example values
+    field_index: Column  # which required field goes missing or null
+    future_time: Column  # quoted event time after the end of the landing day
+
+
+def _broken(
+    values: dict[str, Column], defect: Column, details: _DefectDetails
+) -> dict[str, Column | None]:
+    """The JSON value text of each field after the record's defect (None: field absent)."""
+    variant = details.variant
 
     def pick(*options: str) -> Column:
         return _lookup(options, F.pmod(variant, F.lit(len(options))))
 
     def is_kind(name: str) -> Column:
-        return F.coalesce(defect == name, F.lit(False))
+        return defect == DEFECT_KINDS.index(name)
 
     sound_time = values["event_time"]
     broken = dict(values)
@@ -780,14 +797,14 @@ def _broken(values: dict[str, Column]) -> dict[str, Column | None]:
             # no offset: the local time cannot be placed on the UTC time line
             .otherwise(F.concat(F.substring(sound_time, 1, 20), F.lit('"'))),
         )
-        .when(is_kind("future_event_time"), F.col("future_time"))
+        .when(is_kind("future_event_time"), details.future_time)
         .otherwise(sound_time)
     )
     result: dict[str, Column | None] = {}
     for name in LANDING_FIELDS:
         value = broken[name]
         if name in REQUIRED_FIELDS:
-            targeted = F.col("field_index") == REQUIRED_FIELDS.index(name)
+            targeted = details.field_index == REQUIRED_FIELDS.index(name)
             value = F.when(is_kind("null_field") & targeted, F.lit("null")).otherwise(value)
             value = F.when(~(is_kind("missing_field") & targeted), value)
         result[name] = value
@@ -868,6 +885,28 @@ class _FileSystem:
             stream.close()
 
 
+# The record expression fuses into one Java method far above HotSpot's 8000-byte limit
+# for JIT compilation, and the JVM would interpret it; with this limit Spark compiles the
+# steps separately instead, which measured about 1.5x faster here.
+_JIT_FRIENDLY_CODEGEN = {"spark.sql.codegen.hugeMethodLimit": "8000"}
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Set SQL settings for a block, then restore what the caller had."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
 def generate(
     spark: SparkSession,
     root: str,
@@ -908,12 +947,13 @@ def generate(
     scratch = join_path(landing_path(root), f"_generating_{start}_{end}")
     if plans:
         lines = purchase_lines(spark, plans, users, seed, rates)
-        (
-            lines.write.mode("overwrite")
-            .option("compression", "gzip" if compress else "none")
-            .option("maxRecordsPerFile", 0)
-            .text(scratch)
-        )
+        with _session_conf(spark, _JIT_FRIENDLY_CODEGEN):
+            (
+                lines.write.mode("overwrite")
+                .option("compression", "gzip" if compress else "none")
+                .option("maxRecordsPerFile", 0)
+                .text(scratch)
+            )
         groups = _groups(plans)
         for name in fs.names(scratch):
             if name.startswith("part-"):

@@ -166,15 +166,17 @@ def test_same_seed_gives_byte_identical_files_and_regenerating_replaces_the_day(
     assert landed_files(first) == landed_files(other)
 
 
-def test_gzip_files_hold_the_same_lines(spark, tmp_path) -> None:
+def test_gzip_files_are_reproducible_and_hold_the_same_lines(spark, tmp_path) -> None:
     days = (START, START + dt.timedelta(days=1))
     plain = str(tmp_path / "plain")
     packed = str(tmp_path / "packed")
     generate(spark, plain, *days, users=40, seed=3)
     generate(spark, packed, *days, users=40, seed=3, compress=True)
+    first_bytes = landed_files(packed)
+    generate(spark, packed, *days, users=40, seed=3, compress=True)
 
-    names = landed_files(packed).keys()
-    assert names and all(name.endswith(".jsonl.gz") for name in names)
+    assert landed_files(packed) == first_bytes
+    assert first_bytes and all(name.endswith(".jsonl.gz") for name in first_bytes)
     assert [x.text for x in read_landing(packed)] == [x.text for x in read_landing(plain)]
 
 
