@@ -51,6 +51,8 @@ from spark_jobs.tables import (
     GOLD_USER_FEATURES,
     GOLD_USER_FEATURES_HISTORY,
     Table,
+    join_path,
+    staging_path,
 )
 from spark_jobs.wap import (
     STEPS,
@@ -91,10 +93,13 @@ def first_touched_dates(slices: DataFrame, days: DateRange) -> dict[dt.date, dt.
 def compute_versions(spark: SparkSession, root: str, days: DateRange) -> list[DataFrame]:
     """The wide version frames (see ``features.versions_of``) of each landing date.
 
-    Days run in order in this session; each day's versions are checkpointed in memory
-    and feed the next day as its previous state, so a range costs one job start, not
-    one per day. Published state is read only as it was before the range (versions
-    available by ``days.start`` 00:00), which makes a rerun see what the first run saw.
+    Days run in order in this session; each day's versions are written to a scratch
+    folder beside the staged outputs and read back as the next day's previous state, so
+    a range costs one job start, not one per day. (Reading files back, unlike an
+    in-memory checkpoint, also gives the planner real sizes: estimates carried over
+    from one day's joins to the next multiply without bound.) Published state is read
+    only as it was before the range (versions available by ``days.start`` 00:00), which
+    makes a rerun see what the first run saw.
     """
     slices_all = read_table(spark, root, GOLD_USER_DAILY_BY_LANDING, "build_gold")
     touched = first_touched_dates(slices_all, days)
@@ -115,6 +120,7 @@ def compute_versions(spark: SparkSession, root: str, days: DateRange) -> list[Da
         if DeltaTable.isDeltaTable(spark, state_path)
         else None
     )
+    scratch = staging_path(root, GOLD_USER_FEATURE_STATE, f"{days.key}_versions")
     produced: list[tuple[dt.date, DataFrame]] = []
     for landing_date in days.days():
         start = starts[landing_date]
@@ -148,8 +154,9 @@ def compute_versions(spark: SparkSession, root: str, days: DateRange) -> list[Da
         daily = merge_slices(known).localCheckpoint()
         starts_of_users = snapshot_starts(previous, landed, landing_date)
         state = lifetime_state(starts_of_users, base, daily, landing_date).localCheckpoint()
-        versions = versions_of(state, window_features(state, daily)).localCheckpoint()
-        produced.append((landing_date, versions))
+        day_path = join_path(scratch, f"landing_date={landing_date}")
+        versions_of(state, window_features(state, daily)).write.mode("overwrite").parquet(day_path)
+        produced.append((landing_date, spark.read.parquet(day_path)))
         log.info("features for landing date %s: snapshots from %s", landing_date, start)
     if len(days) > 1:
         slices.unpersist()
