@@ -46,7 +46,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lakehouse_with_features(spark, tmp_path_factory) -> str:
-    """Two generated days built to gold.user_features with the jobs themselves."""
+    """Two generated days built to gold.user_features with the jobs themselves.
+
+    The generator lands a fixed number of defects per day, so fewer users would push the
+    quarantine share past the silver gate's limit.
+    """
     from spark_jobs import (
         build_features,
         build_gold,
@@ -57,7 +61,7 @@ def lakehouse_with_features(spark, tmp_path_factory) -> str:
 
     root = str(tmp_path_factory.mktemp("lakehouse"))
     dates = ["--root", root, "--start", str(START), "--end", str(END)]
-    assert generate_purchases.main([*dates, "--users", "30", "--skip-dates", "none"]) == 0
+    assert generate_purchases.main([*dates, "--users", "150", "--skip-dates", "none"]) == 0
     for job in (ingest_bronze, build_silver, build_gold, build_features):
         assert job.main(dates) == 0, job.__name__
     return root

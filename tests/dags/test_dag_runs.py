@@ -89,7 +89,7 @@ def landed(spark, airflow_db, tmp_path_factory) -> str:
     from spark_jobs import generate_purchases
 
     root = str(tmp_path_factory.mktemp("lakehouse"))
-    args = ["--root", root, "--start", str(DAY_1), "--end", str(DAY_2), "--users", "40"]
+    args = ["--root", root, "--start", str(DAY_1), "--end", str(DAY_2), "--users", "150"]
     assert generate_purchases.main([*args, "--skip-dates", "none"]) == 0
     return root
 
