@@ -150,8 +150,10 @@ def product(
 
 def bounds_of(spine: DataFrame) -> pit.SpineBounds:
     """Row count and ts range of a spine."""
-    found = spine.agg(F.count(F.lit(1)), F.min("ts"), F.max("ts")).first()
-    return pit.SpineBounds(found[0], found[1], found[2])
+    found = spine.agg(
+        F.count(F.lit(1)), F.unix_micros(F.min("ts")), F.unix_micros(F.max("ts"))
+    ).first()
+    return pit.SpineBounds.from_micros(found[0], found[1], found[2])
 
 
 def run_feast(features: str, spine: str, product_seconds: float, results: list[dict]) -> None:

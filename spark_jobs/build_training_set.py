@@ -80,7 +80,7 @@ RESERVED_COLUMNS = (pit.ROW_ID, *pit.METADATA_COLUMNS)
 UTC_DESIGNATORS = ("Z", "+00:00")
 ISO_INSTANT = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 ZONE_DESIGNATOR = r"(Z|[+-]\d{2}:\d{2})$"
-# The gates work keeps one suite for every training set: expectations/training_set.json.
+# One suite gates every training set: expectations/training_set.json.
 TRAINING_SET_SUITE = "training_set"
 REBUILD_SUFFIX = "_rebuilt"
 
@@ -363,11 +363,11 @@ def measure_spine(spine: DataFrame) -> tuple[pit.SpineBounds, str]:
     hashed = F.xxhash64(*[F.col(c) for c in spine.columns]).cast("decimal(38,0)")
     found = spine.agg(
         F.count(F.lit(1)).alias("rows"),
-        F.min(pit.SPINE_TS).alias("min_ts"),
-        F.max(pit.SPINE_TS).alias("max_ts"),
+        F.unix_micros(F.min(pit.SPINE_TS)).alias("min_ts"),
+        F.unix_micros(F.max(pit.SPINE_TS)).alias("max_ts"),
         F.sum(hashed).alias("fingerprint"),
     ).first()
-    bounds = pit.SpineBounds(found["rows"], found["min_ts"], found["max_ts"])
+    bounds = pit.SpineBounds.from_micros(found["rows"], found["min_ts"], found["max_ts"])
     return bounds, f"{found['rows']}:{found['fingerprint'] or 0}"
 
 
@@ -469,8 +469,11 @@ def training_problems(
 
 
 def training_table(name: str, schema: StructType) -> Table:
-    """The catalog entry of a training set: its path, and the training_set suite's name."""
-    return Table(TRAINING_SET_SUITE, f"training/{name}", schema)
+    """The catalog entry of training set ``name`` (``training.<name>``) and its path.
+
+    The gates pick the shared ``training_set`` suite for every ``training.*`` table.
+    """
+    return Table(f"training.{name}", f"training/{name}", schema)
 
 
 def _replace_whole_table(spark: SparkSession, staged: DataFrame, path: str) -> None:

@@ -72,11 +72,22 @@ class PitOptions:
 
 @dataclass(frozen=True)
 class SpineBounds:
-    """Row count and ts range of a spine, measured once at the read edge."""
+    """Row count and ts range (aware UTC datetimes) of a spine, measured at the read edge."""
 
     rows: int
     min_ts: dt.datetime | None
     max_ts: dt.datetime | None
+
+    @classmethod
+    def from_micros(cls, rows: int, min_micros: int | None, max_micros: int | None) -> SpineBounds:
+        """Bounds from epoch microseconds, so the Python process's time zone plays no part."""
+
+        def utc(micros: int | None) -> dt.datetime | None:
+            if micros is None:
+                return None
+            return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+
+        return cls(rows, utc(min_micros), utc(max_micros))
 
 
 def choose_strategy(options: PitOptions, bounds: SpineBounds) -> str:

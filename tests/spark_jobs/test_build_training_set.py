@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,20 @@ def test_training_problems_catch_an_injected_leak_and_a_lost_row(spark: SparkSes
     assert problems[0].startswith("row count: 2 rows")
     assert problems[1].startswith("leakage: 1 row(s)")
     assert "spine_row_id=1" in problems[1]
+
+
+def test_spine_bounds_are_utc_whatever_the_local_time_zone(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    late_evening = at(3, 23, 30)  # already the next day in Tokyo
+    spine = spark.createDataFrame([("a", late_evening, 1)], SPINE_SCHEMA)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        bounds, _ = job.measure_spine(spine)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+    assert bounds.min_ts == bounds.max_ts == late_evening
+    assert bounds.max_ts.date() == DAY0 + dt.timedelta(days=3)
