@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -74,14 +75,24 @@ def build_spark(
         conf.update(_s3a_conf(settings))
     if extra_conf:
         conf.update(extra_conf)
+    if under_spark_submit():
+        # spark-submit already started the JVM with its --master and --jars; static
+        # settings set here would be ignored or, for the master, silently override it.
+        for static_key in ("spark.jars", "spark.driver.memory"):
+            conf.pop(static_key)
     builder = SparkSession.builder.appName(app_name)
-    if settings.spark_master:
+    if settings.spark_master and not under_spark_submit():
         builder = builder.master(settings.spark_master)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def under_spark_submit() -> bool:
+    """True when this Python process was launched by spark-submit (its JVM already runs)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def _s3a_conf(settings: Settings) -> dict[str, str]:
