@@ -196,6 +196,8 @@ def _job_environment(lakehouse_root: str) -> dict[str, str]:
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "LAKEHOUSE_ROOT": lakehouse_root,
+        # A local-mode driver binds to loopback; a cluster deployment sets its own address.
+        "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
     }
 
 

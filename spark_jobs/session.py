@@ -80,6 +80,11 @@ def build_spark(
         # settings set here would be ignored or, for the master, silently override it.
         for static_key in ("spark.jars", "spark.driver.memory"):
             conf.pop(static_key)
+    if settings.spark_master.startswith("local") and not under_spark_submit():
+        # An embedded session serves nothing beyond this machine: bind to loopback.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+        conf.setdefault("spark.driver.host", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name)
     if settings.spark_master and not under_spark_submit():
         builder = builder.master(settings.spark_master)
