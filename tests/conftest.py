@@ -19,7 +19,7 @@ def spark() -> Iterator[object]:
     from spark_jobs.session import build_spark
 
     session = build_spark(
-        Settings.from_env(spark_master="local[2]", shuffle_partitions=2),
+        Settings.from_env(spark_master="local[2]", shuffle_partitions=2, s3a_jars=True),
         app_name="lakehouse-tests",
         extra_conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"},
     )
