@@ -53,7 +53,8 @@ def parse_event_time(text: Column) -> Column:
 def utc_offset_minutes(text: Column) -> Column:
     """The offset an ISO-8601 time was written in, in minutes east of UTC (Z is 0)."""
     offset = F.regexp_extract(text, r"(Z|[+-]\d{2}:\d{2})$", 1)
-    minutes = F.substring(offset, 2, 2).cast("int") * 60 + F.substring(offset, 5, 2).cast("int")
+    hours = F.substring(offset, 2, 2).try_cast("int")
+    minutes = hours * 60 + F.substring(offset, 5, 2).try_cast("int")
     return (
         F.when(offset == "Z", F.lit(0))
         .when(offset.startswith("-"), -minutes)
@@ -227,7 +228,9 @@ def validate(
     for code, failed, text in reversed(checks):
         reason = F.when(failed, F.lit(code)).otherwise(reason)
         detail = F.when(failed, text).otherwise(detail)
-    amount = F.round(line_amount.cast("decimal(16,4)") * F.col("_fx_rate"), 4).cast(MONEY)
+    # Exact decimal product (scale 12), rounded once; try_cast because the amount is
+    # computed for every row, including the quarantined ones beyond MAX_LINE_AMOUNT.
+    amount = F.round(line_amount.try_cast("decimal(16,4)") * F.col("_fx_rate"), 4).cast(MONEY)
     return joined.select(
         "*",
         reason.alias("reason"),
