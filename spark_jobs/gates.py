@@ -67,6 +67,8 @@ ROW_COUNT_DAY_COLUMN = {
     GOLD_USER_DAILY.name: "event_date",
     GOLD_USER_FEATURES.name: "as_of_date",
 }
+# Tables whose staged rows are whole event days (or snapshot days) recomputed by a run.
+RECOMPUTED_DAY_TABLES = frozenset({GOLD_USER_DAILY.name, GOLD_USER_FEATURES.name})
 ROW_COUNT_PARAMETERS = frozenset(
     {"previous_day_rows", "rows_warn_min", "rows_warn_max", "rows_fail_min", "rows_fail_max"}
 )
@@ -216,6 +218,7 @@ def build_parameters(
     run_key: str,
     needed: set[str],
     settings: GateSettings,
+    staged: DataFrame | None = None,
 ) -> dict[str, Any]:
     """Values for the suite's parameters: derived from the run, then the caller's overrides.
 
@@ -235,6 +238,11 @@ def build_parameters(
         )
         if needed & ROW_COUNT_PARAMETERS:
             days = (end - start).days + 1
+            if staged is not None and table.name in RECOMPUTED_DAY_TABLES:
+                # Late rows make a landing date rebuild every event day they touch, so
+                # the expected size scales with the days staged, not the landing days.
+                column = ROW_COUNT_DAY_COLUMN[table.name]
+                days = max(1, staged.select(column).distinct().count())
             values.update(_row_count_band(spark, root, table, start, days, settings))
     if "currencies" in needed:
         values["currencies"] = list(reference_currencies())
@@ -270,7 +278,7 @@ def validate_table(
     suite = load_suite(suite_name)
     settings = GateSettings.resolve(params)
     values = build_parameters(
-        spark, root, table, params, run_key, suite_parameters(suite), settings
+        spark, root, table, params, run_key, suite_parameters(suite), settings, staged
     )
     validation = _validation_definition(suite_name, suite)
     staged.persist()

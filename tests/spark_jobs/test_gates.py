@@ -374,6 +374,31 @@ def test_row_count_collapse_against_the_previous_day_blocks(
     assert "WARN expect_table_row_count_to_be_between" in message
 
 
+def test_late_rows_rebuilding_earlier_days_scale_the_expected_row_count(
+    spark: SparkSession, lakehouse: str
+) -> None:
+    yesterday = DAY - dt.timedelta(days=1)
+    publish_gold_day(spark, lakehouse, [gold_daily_row(f"u{n}", yesterday) for n in range(30)],
+                     yesterday, row_count_min_baseline=10)  # fmt: skip
+    # The landing date rebuilds three event days of 30 users: 90 rows, 3x yesterday's 30,
+    # which a per-landing-day band (fail above 2x) would block.
+    days = [DAY - dt.timedelta(days=back) for back in (2, 1, 0)]
+    rows = [gold_daily_row(f"u{n}", day) for day in days for n in range(30)]
+    run_key = f"{DAY}_{DAY}"
+    stage_outputs(spark, lakehouse, run_key, {GOLD_USER_DAILY: frame(spark, GOLD_USER_DAILY, rows)})
+    from spark_jobs.wap import Output
+
+    output = Output(
+        GOLD_USER_DAILY,
+        replace_where(f"event_date >= DATE'{days[0]}' AND event_date <= DATE'{DAY}'", GOLD_USER_DAILY),
+    )
+    result = audit_and_publish(
+        spark, lakehouse, "gold", run_key, [output],
+        params(DAY, row_count_min_baseline=10, row_count_fail_ratio=2),
+    )  # fmt: skip
+    assert result.published and result.row_counts == {"gold.user_daily": 90}
+
+
 @pytest.mark.parametrize(
     ("quarantined", "passed", "warned"), [(2, True, 0), (10, True, 1), (30, False, 1)]
 )
