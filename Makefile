@@ -37,7 +37,7 @@ demo: setup ## set up, then run the whole pipeline on a local lakehouse and say 
 	$(PY) -m include.demo --root $(LAKEHOUSE_ROOT) --start $(DEMO_START) --end $(DEMO_END) --users $(DEMO_USERS)
 
 test: setup ## run the whole test suite (Spark, Delta, GX, Airflow, browser)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 test-fast: setup ## the tests without the slow end-to-end, Airflow-run and browser ones
 	$(PY) -m pytest -q -m "not slow and not airflow and not browser" tests

@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,8 +201,7 @@ class AirflowLocal:
         if not self.pids_file.exists():
             return []
         pids = list(json.loads(self.pids_file.read_text()).values())
-        for pid in pids:
-            _terminate_group(pid)
+        _terminate_groups(pids)
         self.pids_file.unlink()
         return pids
 
@@ -211,20 +210,36 @@ class AirflowLocal:
         return AirflowClient(self.base_url, self.user, self.password())
 
 
-def _terminate_group(pid: int, grace_seconds: float = 20) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def _terminate_groups(
+    pids: list[int], grace_seconds: float = 20, children: Iterable[subprocess.Popen] = ()
+) -> None:
+    """SIGTERM every process group at once, wait for all, SIGKILL what is left.
+
+    Children of this process are reaped while waiting: an unreaped leader would keep
+    its group alive as a zombie until the grace period ran out.
+    """
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    with suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        for child in children:
+            child.poll()
+        alive = [pid for pid in alive if _group_exists(pid)]
+        if alive:
+            time.sleep(0.25)
+    for pid in alive:
+        with suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _group_exists(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @contextmanager
@@ -235,8 +250,7 @@ def running(airflow: AirflowLocal, timeout: float = 180) -> Iterator[AirflowLoca
         airflow.wait_until_healthy(timeout)
         yield airflow
     finally:
-        for process in processes.values():
-            _terminate_group(process.pid)
+        _terminate_groups([p.pid for p in processes.values()], children=list(processes.values()))
         airflow.pids_file.unlink(missing_ok=True)
 
 

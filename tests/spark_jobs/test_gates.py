@@ -388,10 +388,8 @@ def test_late_rows_rebuilding_earlier_days_scale_the_expected_row_count(
     stage_outputs(spark, lakehouse, run_key, {GOLD_USER_DAILY: frame(spark, GOLD_USER_DAILY, rows)})
     from spark_jobs.wap import Output
 
-    output = Output(
-        GOLD_USER_DAILY,
-        replace_where(f"event_date >= DATE'{days[0]}' AND event_date <= DATE'{DAY}'", GOLD_USER_DAILY),
-    )
+    rebuilt = f"event_date >= DATE'{days[0]}' AND event_date <= DATE'{DAY}'"
+    output = Output(GOLD_USER_DAILY, replace_where(rebuilt, GOLD_USER_DAILY))
     result = audit_and_publish(
         spark, lakehouse, "gold", run_key, [output],
         params(DAY, row_count_min_baseline=10, row_count_fail_ratio=2),
