@@ -279,12 +279,14 @@ def validate_table(
     suite_name = suite_name or suite_name_for(table)
     suite = load_suite(suite_name)
     settings = GateSettings.resolve(params)
-    values = build_parameters(
-        spark, root, table, params, run_key, suite_parameters(suite), settings, staged
-    )
-    validation = _validation_definition(suite_name, suite)
+    # Persisted before the parameters are built: a row-count band may count the staged
+    # days, and the validation then reads the same rows again.
     staged.persist()
     try:
+        values = build_parameters(
+            spark, root, table, params, run_key, suite_parameters(suite), settings, staged
+        )
+        validation = _validation_definition(suite_name, suite)
         # Pass/fail of every expectation in one validation, without example values: the
         # examples cost one Spark job per expectation. Only misses are looked at again,
         # with SUMMARY and a few examples, for the report and the error message.

@@ -76,11 +76,9 @@ def table_version(spark, root: str, name: str) -> int:
 
 def failed_validations(root: str) -> list[dict]:
     """Index entries of the validations that failed under ``root``: what a gate rejected."""
-    import json
+    from plugins.lakehouse_reports import read_index
 
-    index = Path(root, "_reports", "index.jsonl")
-    lines = index.read_text().splitlines() if index.is_file() else []
-    return [entry for entry in map(json.loads, lines) if not entry.get("success")]
+    return [entry for entry in read_index(root) if not entry.get("success")]
 
 
 def landed_lines(root: str, day: dt.date) -> int:

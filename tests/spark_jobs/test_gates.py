@@ -238,13 +238,22 @@ def test_suite_passes_a_correct_frame_of_its_table_without_warnings(
     assert result.evaluated == len(gates.load_suite(suite)["expectations"])
 
 
-def publish_gold_day(spark: SparkSession, root: str, rows: list[dict], day: dt.date = DAY, **extra):
-    """Stage gold.user_daily rows of one day and run its gate and publish."""
+def publish_gold_day(
+    spark: SparkSession,
+    root: str,
+    rows: list[dict],
+    day: dt.date = DAY,
+    rebuilt_from: dt.date | None = None,
+    **extra,
+):
+    """Stage gold.user_daily rows of landing date ``day`` (event days ``rebuilt_from``
+    to ``day``, default ``day`` alone) and run its gate and publish."""
     run_key = f"{day}_{day}"
     stage_outputs(spark, root, run_key, {GOLD_USER_DAILY: frame(spark, GOLD_USER_DAILY, rows)})
     from spark_jobs.wap import Output
 
-    output = Output(GOLD_USER_DAILY, replace_where(f"event_date = DATE'{day}'", GOLD_USER_DAILY))
+    rebuilt = f"event_date >= DATE'{rebuilt_from or day}' AND event_date <= DATE'{day}'"
+    output = Output(GOLD_USER_DAILY, replace_where(rebuilt, GOLD_USER_DAILY))
     return audit_and_publish(spark, root, "gold", run_key, [output], params(day, **extra))
 
 
@@ -384,16 +393,8 @@ def test_late_rows_rebuilding_earlier_days_scale_the_expected_row_count(
     # which a per-landing-day band (fail above 2x) would block.
     days = [DAY - dt.timedelta(days=back) for back in (2, 1, 0)]
     rows = [gold_daily_row(f"u{n}", day) for day in days for n in range(30)]
-    run_key = f"{DAY}_{DAY}"
-    stage_outputs(spark, lakehouse, run_key, {GOLD_USER_DAILY: frame(spark, GOLD_USER_DAILY, rows)})
-    from spark_jobs.wap import Output
-
-    rebuilt = f"event_date >= DATE'{days[0]}' AND event_date <= DATE'{DAY}'"
-    output = Output(GOLD_USER_DAILY, replace_where(rebuilt, GOLD_USER_DAILY))
-    result = audit_and_publish(
-        spark, lakehouse, "gold", run_key, [output],
-        params(DAY, row_count_min_baseline=10, row_count_fail_ratio=2),
-    )  # fmt: skip
+    result = publish_gold_day(spark, lakehouse, rows, DAY, rebuilt_from=days[0],
+                              row_count_min_baseline=10, row_count_fail_ratio=2)  # fmt: skip
     assert result.published and result.row_counts == {"gold.user_daily": 90}
 
 
