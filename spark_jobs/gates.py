@@ -381,6 +381,8 @@ def _context() -> Any:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        import spark_jobs.gx_expectations  # noqa: F401  (registers the lakehouse's expectation)
+
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         _GX_CACHE[("context",)] = context

@@ -330,10 +330,10 @@ def test_warn_level_miss_publishes_and_is_reported(spark: SparkSession, lakehous
     assert result.published
     gate = result.gate_results["gold.user_daily"]
     assert gate.passed and gate.failed == []
-    assert [w["expectation"] for w in gate.warnings] == [
-        "expect_column_pair_values_a_to_be_greater_than_b"
+    assert [(w["expectation"], w["columns"]) for w in gate.warnings] == [
+        ("expect_column_values_to_satisfy_condition", "gross_usd")
     ]
-    assert "gross_usd, refunds_usd" in gate.summary()
+    assert "condition=gross_usd >= refunds_usd" in gate.summary()
     [entry] = read_index(lakehouse)
     assert (entry["success"], entry["failed"], entry["warned"]) == (True, 0, 1)
     assert "WARN" in Path(gate.report_path).read_text()
