@@ -279,26 +279,23 @@ def validate_table(
     suite_name = suite_name or suite_name_for(table)
     suite = load_suite(suite_name)
     settings = GateSettings.resolve(params)
-    # Persisted before the parameters are built: a row-count band may count the staged
-    # days, and the validation then reads the same rows again.
-    staged.persist()
-    try:
-        values = build_parameters(
-            spark, root, table, params, run_key, suite_parameters(suite), settings, staged
-        )
-        validation = _validation_definition(suite_name, suite)
-        # Pass/fail of every expectation in one validation, without example values: the
-        # examples cost one Spark job per expectation. Only misses are looked at again,
-        # with SUMMARY and a few examples, for the report and the error message.
-        gx_result = validation.run(
-            batch_parameters={"dataframe": staged},
-            expectation_parameters=values,
-            result_format={"result_format": "BOOLEAN_ONLY"},
-        )
-        _explain_misses(validation, staged, gx_result, values, settings)
-        _fill_column_observations(gx_result, staged.columns)
-    finally:
-        staged.unpersist()
+    # The staged rows are read straight from their Delta files, not cached: each of the
+    # few queries a validation runs reads only the columns it needs, which costs less
+    # than materialising every column in memory first (1M silver rows: 5 s, not 9 s).
+    values = build_parameters(
+        spark, root, table, params, run_key, suite_parameters(suite), settings, staged
+    )
+    validation = _validation_definition(suite_name, suite)
+    # Pass/fail of every expectation in one validation, without example values: the
+    # examples cost one Spark job per expectation. Only misses are looked at again,
+    # with SUMMARY and a few examples, for the report and the error message.
+    gx_result = validation.run(
+        batch_parameters={"dataframe": staged},
+        expectation_parameters=values,
+        result_format={"result_format": "BOOLEAN_ONLY"},
+    )
+    _explain_misses(validation, staged, gx_result, values, settings)
+    _fill_column_observations(gx_result, staged.columns)
     failed, warnings = _classify(gx_result)
     validated_at = dt.datetime.now(dt.UTC)
     gate = GateResult(
