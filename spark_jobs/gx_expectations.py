@@ -7,8 +7,8 @@ column map expectation, so GX computes its unexpected count as one more aggregat
 single query it already runs for every column map expectation of the batch: a passing
 check costs no Spark job of its own. GX's ``unexpected_rows_expectation`` (a SQL query
 per check: a count, then a fetch of up to 200 rows, each a scan) and the column-pair
-expectations (a row count per check) cost one to several scans each, which made a gate
-cost about as much as the stage it guards.
+expectations (two counts per check: unexpected rows, rows considered) cost two or more
+scans each, which made a gate cost about as much as the stage it guards.
 
 Examples in a failure's report are values of ``column``: name the column the condition
 is about (e.g. ``amount_usd`` for "amount_usd is quantity x unit_price x rate").
