@@ -8,7 +8,8 @@ build_gold, build_features) in this process over the first two (warm-up, and the
 previous day every row-count band compares with), then times the third day the way
 Airflow runs it: each job's ``--step build`` (read, transform, stage), then its
 ``--step publish``, during which every ``gates.validate_table`` call is timed on its
-own. Prints gate seconds / build seconds per stage; the goal is <= 0.2.
+own. The third day runs ``--repeat`` times (rerunning a day replaces it); each figure
+is the median. Prints gate seconds / build seconds per stage; the goal is <= 0.2.
 
 Both times come from the same process, the same data and the same run.
 """
@@ -24,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -76,6 +78,9 @@ def main() -> None:
     parser.add_argument("--events-per-day", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--root", default=None, help="scratch lakehouse (default: a temp dir)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs of the last day; medians are shown"
+    )
     args = parser.parse_args()
     os.environ.setdefault("LAKEHOUSE_LOG_LEVEL", "WARNING")
     root = args.root or tempfile.mkdtemp(prefix="bench-gates-")
@@ -99,18 +104,26 @@ def main() -> None:
             print(f"day {day}: warm-up and previous-day baseline (not timed)")
             for _, job in STAGES:
                 run_stage(job, root, day, "all")
-        results = []
-        for name, job in STAGES:
-            build_seconds = run_stage(job, root, days[-1], "build")
-            clock.reset()
-            publish_seconds = run_stage(job, root, days[-1], "publish")
-            results.append((name, dict(clock.rows), build_seconds, clock.seconds, publish_seconds))
+        timings: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in STAGES}
+        rows: dict[str, dict[str, int]] = {}
+        for attempt in range(1, args.repeat + 1):
+            print(f"day {days[-1]}: timed run {attempt} of {args.repeat}")
+            for name, job in STAGES:
+                build_seconds = run_stage(job, root, days[-1], "build")
+                clock.reset()
+                publish_seconds = run_stage(job, root, days[-1], "publish")
+                timings[name].append((build_seconds, clock.seconds, publish_seconds))
+                rows[name] = dict(clock.rows)
+        results = [
+            (name, rows[name], *(median(t[i] for t in timings[name]) for i in range(3)))
+            for name, _ in STAGES
+        ]
     finally:
         spark.stop()
         if not args.root:
             shutil.rmtree(root, ignore_errors=True)
 
-    print(f"\nday {days[-1]}, {args.events_per_day:,} landed events")
+    print(f"\nday {days[-1]}, {args.events_per_day:,} landed events, median of {args.repeat} runs")
     header = f"{'stage':<20}{'rows gated':>22}{'build s':>10}{'gate s':>9}{'publish s':>11}"
     print(header + f"{'gate/build':>12}")
     for name, rows, build_seconds, gate_seconds, publish_seconds in results:

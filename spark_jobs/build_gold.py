@@ -145,7 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             STAGE,
             days.key,
             gold_outputs(days, event_dates),
-            {"start": str(days.start), "end": str(days.end), "stage": STAGE},
+            {
+                "start": str(days.start),
+                "end": str(days.end),
+                "stage": STAGE,
+                # The row-count band scales with the event days rebuilt, which the
+                # stage already knows: the gate need not count them again.
+                "staged_days": len(event_dates),
+            },
         )
     return 0
 

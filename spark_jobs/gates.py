@@ -89,7 +89,9 @@ class GateSettings:
     Row-count bands are ratios against the previous day's published rows (times the
     number of days in the run): a day with 1.5x more or fewer rows warns, 10x fails. The
     band only applies once the previous day has at least ``row_count_min_baseline`` rows,
-    because small days swing by chance.
+    because small days swing by chance. A failed expectation shows
+    ``partial_unexpected_count`` example values; a warning shows its counts, plus
+    ``warning_examples`` values when that is above 0 (each costs a query of its own).
     """
 
     row_count_warn_ratio: float = 1.5
@@ -99,6 +101,7 @@ class GateSettings:
     quarantine_fail_share: float = 0.25
     max_lateness_days: int = 30
     partial_unexpected_count: int = 5
+    warning_examples: int = 0
 
     @classmethod
     def resolve(
@@ -240,11 +243,15 @@ def build_parameters(
         )
         if needed & ROW_COUNT_PARAMETERS:
             days = (end - start).days + 1
-            if staged is not None and table.name in RECOMPUTED_DAY_TABLES:
+            if table.name in RECOMPUTED_DAY_TABLES:
                 # Late rows make a landing date rebuild every event day they touch, so
                 # the expected size scales with the days staged, not the landing days.
-                column = ROW_COUNT_DAY_COLUMN[table.name]
-                days = max(1, staged.select(column).distinct().count())
+                # The stage knows how many it rebuilt ("staged_days"); else count them.
+                if params.get("staged_days") is not None:
+                    days = max(1, int(params["staged_days"]))  # type: ignore[call-overload]
+                elif staged is not None:
+                    column = ROW_COUNT_DAY_COLUMN[table.name]
+                    days = max(1, staged.select(column).distinct().count())
             values.update(_row_count_band(spark, root, table, start, days, settings))
     if "currencies" in needed:
         values["currencies"] = list(reference_currencies())
@@ -273,8 +280,8 @@ def validate_table(
 
     ``params`` needs ``start`` and ``end`` (the run's logical dates) for most suites and may
     override any GateSettings field or suite parameter. The staged frame is validated once,
-    all expectations together, for pass/fail; expectations that missed are then looked at
-    again with result format SUMMARY, for their observed values and a few examples.
+    all expectations together, for pass/fail and observed values (counts of unexpected
+    rows); failed expectations are then looked at again for a few example values.
     """
     suite_name = suite_name or suite_name_for(table)
     suite = load_suite(suite_name)
@@ -286,13 +293,14 @@ def validate_table(
         spark, root, table, params, run_key, suite_parameters(suite), settings, staged
     )
     validation = _validation_definition(suite_name, suite)
-    # Pass/fail of every expectation in one validation, without example values: the
-    # examples cost one Spark job per expectation. Only misses are looked at again,
-    # with SUMMARY and a few examples, for the report and the error message.
+    # Every expectation in one validation, with its observed value or unexpected count
+    # (GX computes those for pass/fail anyway) but no example values: examples cost a
+    # Spark job per expectation, while a request for none plans an empty query that
+    # Spark answers without a job. Failures are looked at again for a few examples.
     gx_result = validation.run(
         batch_parameters={"dataframe": staged},
         expectation_parameters=values,
-        result_format={"result_format": "BOOLEAN_ONLY"},
+        result_format=_COUNTS_ONLY,
     )
     _explain_misses(validation, staged, gx_result, values, settings)
     _fill_column_observations(gx_result, staged.columns)
@@ -337,6 +345,12 @@ def _validation_definition(suite_name: str, suite: dict[str, Any]) -> Any:
 
 
 _GX_CACHE: dict[tuple[str, ...], Any] = {}
+# Observed values and unexpected counts, no example values.
+_COUNTS_ONLY = {
+    "result_format": "BASIC",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+}
 
 
 def _fill_column_observations(gx_result: Any, columns: list[str]) -> None:
@@ -353,19 +367,36 @@ def _explain_misses(
     values: Mapping[str, Any],
     settings: GateSettings,
 ) -> None:
-    """Replace each missed expectation's bare result with one that shows observed values."""
-    misses = [i for i, r in enumerate(gx_result.results) if not r.success]
-    if not misses:
+    """Give missed row-level expectations a few example values, for the message and report.
+
+    Failures get ``partial_unexpected_count`` examples; warnings keep their counts only
+    unless ``warning_examples`` asks for examples too. Each costs one validation of
+    that expectation alone (a query that stops once it has its examples).
+    """
+    wanted: dict[int, int] = {}
+    for index, result in enumerate(gx_result.results):
+        outcome = result.result or {}
+        if result.success or "unexpected_count" not in outcome:
+            continue  # passed, could not be evaluated, or a table-level observed value
+        severity = (result.expectation_config.meta or {}).get("severity", SEVERITY_FAIL)
+        count = (
+            settings.warning_examples
+            if severity == SEVERITY_WARN
+            else settings.partial_unexpected_count
+        )
+        if count > 0:
+            wanted[index] = count
+    if not wanted:
         return
     batch = validation.batch_definition.get_batch(batch_parameters={"dataframe": staged})
     by_id = {e.id: e for e in validation.suite.expectations}
-    result_format = {
-        "result_format": "SUMMARY",
-        "partial_unexpected_count": settings.partial_unexpected_count,
-        "include_unexpected_rows": False,
-    }
-    for index in misses:
+    for index, count in wanted.items():
         expectation = by_id[gx_result.results[index].expectation_config.id]
+        result_format = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": count,
+            "include_unexpected_rows": False,
+        }
         gx_result.results[index] = batch.validate(
             expectation, result_format=result_format, expectation_parameters=dict(values)
         )

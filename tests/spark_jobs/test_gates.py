@@ -315,17 +315,20 @@ def test_violations_publish_nothing_and_say_what_and_where(
         assert "gate FAILED" in Path(report).read_text(), violation
 
 
-def test_warn_level_miss_publishes_and_is_reported(spark: SparkSession, lakehouse: str) -> None:
+def refund_heavy_day() -> dict:
     # A refund of an earlier order lands on a day with a smaller purchase: worth a look,
     # not a reason to hold the day back.
-    refund_day = gold_daily_row(
+    return gold_daily_row(
         "u1",
         gross_usd=Decimal("5.0000"),
         refunds_usd=Decimal("40.0000"),
         net_usd=Decimal("-35.0000"),
         refund_count=1,
     )
-    result = publish_gold_day(spark, lakehouse, [refund_day, gold_daily_row("u2")])
+
+
+def test_warn_level_miss_publishes_and_is_reported(spark: SparkSession, lakehouse: str) -> None:
+    result = publish_gold_day(spark, lakehouse, [refund_heavy_day(), gold_daily_row("u2")])
 
     assert result.published
     gate = result.gate_results["gold.user_daily"]
@@ -333,10 +336,25 @@ def test_warn_level_miss_publishes_and_is_reported(spark: SparkSession, lakehous
     assert [(w["expectation"], w["columns"]) for w in gate.warnings] == [
         ("expect_column_values_to_satisfy_condition", "gross_usd")
     ]
+    # The warning carries its count from the one validation; examples are opt-in.
     assert "condition=gross_usd >= refunds_usd" in gate.summary()
+    assert "observed 1 of 2 rows unexpected (50.00%)" in gate.summary()
+    assert gate.warnings[0]["examples"] == []
     [entry] = read_index(lakehouse)
     assert (entry["success"], entry["failed"], entry["warned"]) == (True, 0, 1)
     assert "WARN" in Path(gate.report_path).read_text()
+
+
+def test_warning_examples_setting_adds_example_values_to_warnings(
+    spark: SparkSession, lakehouse: str
+) -> None:
+    result = publish_gold_day(
+        spark, lakehouse, [refund_heavy_day(), gold_daily_row("u2")], warning_examples=3
+    )
+
+    [warning] = result.gate_results["gold.user_daily"].warnings
+    assert warning["examples"] == [Decimal("5.0000")]  # gross_usd of the row that missed
+    assert warning["observed"] == "1 of 2 rows unexpected (50.00%)"
 
 
 def read_index(root: str) -> list[dict]:
@@ -393,9 +411,18 @@ def test_late_rows_rebuilding_earlier_days_scale_the_expected_row_count(
     # which a per-landing-day band (fail above 2x) would block.
     days = [DAY - dt.timedelta(days=back) for back in (2, 1, 0)]
     rows = [gold_daily_row(f"u{n}", day) for day in days for n in range(30)]
-    result = publish_gold_day(spark, lakehouse, rows, DAY, rebuilt_from=days[0],
-                              row_count_min_baseline=10, row_count_fail_ratio=2)  # fmt: skip
+    band = {"row_count_min_baseline": 10, "row_count_fail_ratio": 2}
+    # A stage that says how many days it rebuilt is taken at its word (build_gold
+    # passes staged_days): one day claimed, 90 rows against a limit of 60.
+    with pytest.raises(GateFailed, match="max_value=60; observed 90"):
+        publish_gold_day(spark, lakehouse, rows, DAY, rebuilt_from=days[0], staged_days=1, **band)
+    # Without it the gate counts the staged days itself.
+    result = publish_gold_day(spark, lakehouse, rows, DAY, rebuilt_from=days[0], **band)
     assert result.published and result.row_counts == {"gold.user_daily": 90}
+    told = publish_gold_day(
+        spark, lakehouse, rows, DAY, rebuilt_from=days[0], staged_days=3, **band
+    )
+    assert told.published
 
 
 @pytest.mark.parametrize(
