@@ -378,10 +378,9 @@ def _explain_misses(
         outcome = result.result or {}
         if result.success or "unexpected_count" not in outcome:
             continue  # passed, could not be evaluated, or a table-level observed value
-        severity = (result.expectation_config.meta or {}).get("severity", SEVERITY_FAIL)
         count = (
             settings.warning_examples
-            if severity == SEVERITY_WARN
+            if _severity(result.expectation_config) == SEVERITY_WARN
             else settings.partial_unexpected_count
         )
         if count > 0:
@@ -425,7 +424,7 @@ def _classify(gx_result: Any) -> tuple[list[dict], list[dict]]:
         if result.success:
             continue
         config = result.expectation_config
-        severity = (config.meta or {}).get("severity", SEVERITY_FAIL)
+        severity = _severity(config)
         info = result.exception_info or {}
         raised = info.get("raised_exception")
         entry = _failure_entry(config, result.result or {}, severity)
@@ -436,6 +435,11 @@ def _classify(gx_result: Any) -> tuple[list[dict], list[dict]]:
         else:
             (warnings if severity == SEVERITY_WARN else failed).append(entry)
     return failed, warnings
+
+
+def _severity(config: Any) -> str:
+    """The severity a GX expectation configuration carries in its meta (default: fail)."""
+    return (config.meta or {}).get("severity", SEVERITY_FAIL)
 
 
 def _failure_entry(config: Any, outcome: Mapping[str, Any], severity: str) -> dict[str, Any]:
