@@ -30,14 +30,33 @@ COPY plugins/ plugins/
 COPY expectations/ expectations/
 COPY include/ include/
 
+# Login: SimpleAuthManager users (names and roles only; no password is baked in).
+# The entrypoint refuses to start the API server until the operator supplies one:
+# LAKEHOUSE_AIRFLOW_PASSWORD, or a passwords file named by
+# AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE. See docs/SECURITY.md.
 ENV PYTHONPATH=${APP_HOME} \
     LAKEHOUSE_JARS_DIR=${APP_HOME}/.cache/jars \
     AIRFLOW__CORE__DAGS_FOLDER=${APP_HOME}/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=${APP_HOME}/plugins \
-    AIRFLOW__CORE__LOAD_EXAMPLES=False
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False \
+    AIRFLOW_API_PORT=8080
 
-RUN useradd --create-home --uid 50000 lakehouse && mkdir -p ${AIRFLOW_HOME} && chown -R lakehouse ${AIRFLOW_HOME}
-USER lakehouse
+# The code stays root-owned and read-only to the service user; only AIRFLOW_HOME
+# (logs, generated passwords file) is writable.
+RUN groupadd --gid 50000 airflow \
+ && useradd --create-home --uid 50000 --gid 50000 airflow \
+ && mkdir -p ${AIRFLOW_HOME} && chown -R airflow:airflow ${AIRFLOW_HOME} \
+ && chmod 0755 include/docker-entrypoint.sh
+USER 50000:50000
 
-ENTRYPOINT ["/usr/bin/tini", "--", "airflow"]
+EXPOSE 8080
+# Probes the API server on ${AIRFLOW_API_HOST:-127.0.0.1}; override it for the scheduler
+# and DAG processor containers (e.g. `airflow jobs check`).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["/opt/lakehouse/include/docker-entrypoint.sh", "healthcheck"]
+
+# Binds to ${AIRFLOW_API_HOST:-127.0.0.1}: set AIRFLOW_API_HOST=0.0.0.0 to publish the port.
+ENTRYPOINT ["/usr/bin/tini", "--", "/opt/lakehouse/include/docker-entrypoint.sh"]
 CMD ["api-server"]

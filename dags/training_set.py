@@ -30,6 +30,7 @@ from include.dag_factory import (
     lakehouse_root,
     training_set_tasks,
 )
+from spark_jobs.names import ALLOWED, SAFE_NAME
 
 ROOT = lakehouse_root()
 
@@ -51,9 +52,10 @@ with DAG(
         "name": Param(
             "training_set",
             type="string",
-            pattern="^[A-Za-z0-9][A-Za-z0-9_-]*$",
+            # The one rule every path-forming name passes (the job checks it again).
+            pattern=SAFE_NAME,
             title="Name",
-            description="Output name: training/<name> (letters, digits, _ and -).",
+            description=f"Output name: training/<name> ({ALLOWED}).",
         ),
         "mode": Param(
             "event_time",

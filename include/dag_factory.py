@@ -17,6 +17,7 @@ from airflow.sdk import Asset
 
 from include.operators import LakehouseSparkSubmitOperator
 from spark_jobs.config import Settings
+from spark_jobs.names import UnsafeNameError, validate_name
 
 OWNER = "data-platform"
 
@@ -236,10 +237,12 @@ def scheduled_training_request() -> dict[str, str]:
 
     ``training_spine`` (env ``TRAINING_SPINE``) is required; ``training_set_name``,
     ``training_mode``, ``training_ttl_days`` and ``training_features`` are optional.
-    Raises AirflowSkipException when no spine is configured, so nothing runs.
+    Raises AirflowSkipException when no spine is configured, so nothing runs, and
+    AirflowFailException when the name breaks the safe-name rule (spark_jobs.names),
+    so it never reaches a path.
     """
     from airflow.sdk import Variable
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     def setting(key: str, default: str) -> str:
         return str(Variable.get(key, default=os.environ.get(key.upper(), default)) or "")
@@ -250,9 +253,16 @@ def scheduled_training_request() -> dict[str, str]:
             "no training spine configured (Variable training_spine or env TRAINING_SPINE): "
             "nothing to rebuild"
         )
+    name = setting("training_set_name", "scheduled")
+    try:
+        validate_name(name, "training set name")
+    except UnsafeNameError as exc:
+        raise AirflowFailException(
+            f"{exc}; fix the Variable training_set_name (or env TRAINING_SET_NAME)"
+        ) from None
     return {
         "spine": spine,
-        "name": setting("training_set_name", "scheduled"),
+        "name": name,
         "mode": setting("training_mode", "as_known"),
         "ttl_days": setting("training_ttl_days", ""),
         "features": setting("training_features", ""),

@@ -53,6 +53,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         lakehouse_root: str,
         job_args: Sequence[str],
         conn_id: str = "spark_default",
+        aws_conn_id: str = "aws_default",
         published_training_set: str | None = None,
         **kwargs: object,
     ) -> None:
@@ -74,6 +75,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         )
         self.job = job
         self.lakehouse_root = lakehouse_root
+        self.aws_conn_id = aws_conn_id
         self.published_training_set = published_training_set
 
     def execute(self, context: Context) -> None:
@@ -89,7 +91,10 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         self._hook = self._get_hook()
         # The job's session builder applies SPARK_MASTER over the submitter's --master,
         # so hand it the master this connection resolved to.
-        self.env_vars["SPARK_MASTER"] = self._hook._connection["master"]
+        master = self._hook._connection["master"]
+        self.env_vars["SPARK_MASTER"] = master
+        if settings.is_object_store:
+            self.env_vars.update(self._object_store_environment(master))
         try:
             super().execute(context)
         except AirflowException as exc:
@@ -107,6 +112,18 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
                 ) from None
             raise
         self._record_outlet_events(context)
+
+    def _object_store_environment(self, master: str) -> dict[str, str]:
+        # On YARN and Kubernetes the Spark hook copies env_vars into --conf options of
+        # the logged spark-submit command line: secrets never go that way.
+        if "yarn" in master or "k8s" in master:
+            self.log.warning(
+                "master %s: S3 credentials are not forwarded (the Spark hook would put "
+                "them on the command line); the job uses the cluster's own AWS credentials",
+                master,
+            )
+            return {}
+        return object_store_environment(self.aws_conn_id)
 
     def _exit_code(self) -> int | None:
         process = getattr(self._hook, "_submit_sp", None)
@@ -184,6 +201,47 @@ def _table_path_of(uri: str) -> str | None:
     if uri.startswith("s3://"):
         return "s3a://" + uri[len("s3://") :]
     return None
+
+
+def object_store_environment(aws_conn_id: str = "aws_default") -> dict[str, str]:
+    """S3 credentials and endpoint for a job, as environment variables, from one source.
+
+    The Airflow connection ``aws_conn_id`` (the one the landing sensor lists S3 with)
+    when it exists: its credentials through the Amazon provider's hook, its endpoint from
+    the extra ``endpoint_url``. Without the connection, the worker's environment
+    (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``LAKEHOUSE_S3_ENDPOINT``).
+    Either way the secret is registered with Airflow's secrets masker, so task logs show
+    ``***`` in its place. Only for the job's environment: never a command-line option.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    try:
+        AwsBaseHook.get_connection(aws_conn_id)
+    except AirflowNotFoundException:
+        s3 = Settings.from_env().s3
+        if s3.secret_key:
+            mask_secret(s3.secret_key, "AWS_SECRET_ACCESS_KEY")
+        return {}  # spark-submit inherits the worker's environment as it is
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3")
+    credentials = hook.get_credentials()
+    if credentials.token:
+        # Temporary credentials need a session token, which the job's S3A settings do
+        # not take; the job then resolves its own through the default AWS chain.
+        mask_secret(credentials.token, "AWS_SESSION_TOKEN")
+        return {}
+    mask_secret(credentials.secret_key, "AWS_SECRET_ACCESS_KEY")
+    environment = {
+        "AWS_ACCESS_KEY_ID": credentials.access_key,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+    }
+    endpoint = hook.conn_config.get_service_endpoint_url("s3")
+    if endpoint:
+        environment["LAKEHOUSE_S3_ENDPOINT"] = endpoint
+    if hook.conn_config.region_name:
+        environment["AWS_REGION"] = hook.conn_config.region_name
+    return environment
 
 
 def _job_environment(lakehouse_root: str) -> dict[str, str]:

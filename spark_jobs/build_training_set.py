@@ -41,7 +41,7 @@ from pyspark.sql.types import (
 )
 
 from spark_jobs import manifest as manifests
-from spark_jobs import pit
+from spark_jobs import names, pit
 from spark_jobs.cli import (
     DateRange,
     GateFailed,
@@ -136,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
             action.help = "optional: keep spine rows whose ts falls on or before this UTC date"
     parser.add_argument("--spine", help="spine location: a Delta table, Parquet or CSV path")
     parser.add_argument("--spine-format", choices=SPINE_FORMATS, default="auto")
-    parser.add_argument("--name", help="training set name: the output is <root>/training/<name>")
+    parser.add_argument(
+        "--name",
+        type=_training_set_name,
+        help=f"training set name: the output is <root>/training/<name> ({names.ALLOWED})",
+    )
     parser.add_argument("--mode", choices=pit.MODES, default="event_time")
     parser.add_argument(
         "--ttl-days",
@@ -169,10 +173,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step", choices=STEPS, default="all")
     parser.add_argument(
         "--rebuild-from",
-        help="manifest path or training set name: rebuild it from the input versions it "
-        f"recorded (to --name, default <name>{REBUILD_SUFFIX})",
+        type=_manifest_or_name,
+        help="path of a _manifest.json, or a training set name: rebuild it from the input "
+        f"versions it recorded (to --name, default <name>{REBUILD_SUFFIX})",
     )
     return parser
+
+
+def _training_set_name(value: str) -> str:
+    # Checked while parsing, so a bad name exits 2 before a Spark session starts.
+    try:
+        return names.validate_name(value, "training set name")
+    except names.UnsafeNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _manifest_or_name(value: str) -> str:
+    # A manifest path is only read, so any path will do; anything else is a training
+    # set name that becomes <root>/training/<name>/_manifest.json (the same split as
+    # manifest.resolve_manifest makes).
+    if value.endswith(".json"):
+        return value
+    try:
+        return names.validate_name(value, "training set name")
+    except names.UnsafeNameError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc}; or give the path of a {manifests.MANIFEST_FILE} file"
+        ) from None
 
 
 def _non_negative_int(value: str) -> int:
@@ -510,8 +537,13 @@ def _request_from_manifest(spark: SparkSession, root: str, args: argparse.Namesp
     recorded = manifests.read_manifest(spark, path)
     params = recorded["parameters"]
     spine = recorded["spine"]
+    # The manifest is a file anyone with write access to the root may have edited: the
+    # output name taken from it passes the same rule as --name.
+    name = args.name or names.validate_name(
+        f"{recorded['name']}{REBUILD_SUFFIX}", f"output name derived from {path}"
+    )
     return Request(
-        name=args.name or recorded["name"] + REBUILD_SUFFIX,
+        name=name,
         spine=SpineSource(spine["path"], spine["format"], spine.get("delta_version")),
         options=pit.PitOptions(**params["options"]),
         feature_tables=tuple(params["feature_tables"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -89,6 +90,11 @@ def build_spark(
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
         conf.setdefault("spark.driver.host", "127.0.0.1")
+    # At DEBUG, py4j logs every command sent to the JVM, S3 secret keys of the conf
+    # included: it never logs below INFO, whatever LAKEHOUSE_LOG_LEVEL asks.
+    py4j_log = logging.getLogger("py4j")
+    if py4j_log.getEffectiveLevel() < logging.INFO:
+        py4j_log.setLevel(logging.INFO)
     builder = SparkSession.builder.appName(app_name)
     if settings.spark_master and not under_spark_submit():
         builder = builder.master(settings.spark_master)

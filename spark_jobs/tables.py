@@ -21,6 +21,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from spark_jobs.names import child_path
+
 MONEY = DecimalType(18, 4)
 FX_RATE = DecimalType(18, 8)
 
@@ -306,13 +308,26 @@ def landing_day_path(root: str, landing_date: object) -> str:
 
 
 def training_path(root: str, name: str) -> str:
-    """Location of a training set built by build_training_set."""
-    return join_path(root, "training", name)
+    """Location of a training set built by build_training_set.
+
+    ``name`` must pass the safe-name rule (spark_jobs.names) and stay under
+    ``<root>/training``: an UnsafeNameError otherwise, before anything is written.
+    """
+    return child_path(join_path(root, "training"), name, "training set name")
+
+
+def staging_root(root: str) -> str:
+    """Folder of every run's staged rows (``_staging/<table path>/<run key>``)."""
+    return join_path(root, "_staging")
 
 
 def staging_path(root: str, table: Table, run_key: str) -> str:
-    """Where a stage writes its output before the gate validates and publishes it."""
-    return join_path(root, "_staging", table.relative_path, run_key)
+    """Where a stage writes its output before the gate validates and publishes it.
+
+    ``run_key`` (``2026-03-01_2026-03-07``, ``all``, ``min_2026-03-07``...) must pass
+    the safe-name rule and stay under the table's staging folder.
+    """
+    return child_path(join_path(staging_root(root), table.relative_path), run_key, "run key")
 
 
 def reports_path(root: str) -> str:
