@@ -2,11 +2,18 @@
 
 A small FastAPI app, mounted by the Airflow API server at ``/lakehouse-reports/``, lists
 recent validations from ``<LAKEHOUSE_ROOT>/_reports/index.jsonl`` (newest first, by table
-and date) and serves each validation's GX HTML page and JSON result. A "Validation
+and date) and serves each validation's HTML page and GX JSON result. A "Validation
 reports" entry under Browse shows the page inside the UI.
 
-``create_app(root)`` needs no running Airflow, so the page can be served on its own
-(``uvicorn --factory``) and tested over real HTTP.
+Airflow mounts plugin apps without authentication, so the app checks every request
+itself, with Airflow's auth manager: the same JWT as the REST API (``Authorization:
+Bearer``) or the UI's ``_token`` cookie, and the auth manager's permission for the
+custom view ``Lakehouse validation reports``. Every response carries a
+Content-Security-Policy that allows no scripts, as a second line of defence for report
+pages that show values from the data.
+
+``create_app(root)`` needs no running Airflow to be built; tests give it their own
+``authorize`` to serve it over real HTTP.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import html
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
@@ -31,8 +40,25 @@ from airflow.plugins_manager import AirflowPlugin  # noqa: E402
 from spark_jobs.gates import INDEX_FILE  # noqa: E402
 from spark_jobs.tables import reports_path  # noqa: E402
 
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
 URL_PREFIX = "/lakehouse-reports"
 DEFAULT_LIMIT = 200
+# The custom view the auth manager is asked about (SimpleAuthManager: viewers and up).
+RESOURCE_NAME = "Lakehouse validation reports"
+SECURITY_HEADERS = {
+    # Report pages are static HTML with inline CSS: no script may run, whatever the data
+    # put into a page, and only the Airflow UI (same origin) may frame them.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+
+# Resolves the user of a request or raises HTTPException (401, 403, or a redirect).
+Authorize = Callable[[Request], Awaitable[object]]
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Validation reports</title>
@@ -85,9 +111,85 @@ def select(entries: list[dict], table: str | None, date: str | None, limit: int)
     return chosen[:limit]
 
 
-def create_app(root: str | None = None) -> FastAPI:
-    """The reports app for a lakehouse root (default: ``lakehouse_root()`` at each request)."""
+async def airflow_user(request: Request) -> BaseUser:
+    """The Airflow user of a request, if Airflow's auth manager lets them read the reports.
+
+    Credentials and their checks are Airflow's own (``get_user``): a bearer token, else
+    the UI's ``_token`` cookie. No or an expired credential is 401, an invalid one 403,
+    a user without the permission 403. A browser opening a page without a credential
+    is sent to the auth manager's login page instead, and back afterwards.
+    """
+    # Imported here: every Airflow component loads the plugin, only the API server
+    # checks requests, and these modules pull in much of Airflow's API.
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    try:
+        auth_manager = get_auth_manager()
+    except RuntimeError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "Airflow's auth manager is not running in this process; "
+            "open the reports through the Airflow API server",
+        ) from None
+    credentials = await bearer_scheme(request)
+    try:
+        user = await get_user(request, None, credentials)
+    except HTTPException:
+        if credentials is None and _is_page_navigation(request):
+            login = auth_manager.get_url_login(next_url=str(request.url))
+            raise HTTPException(
+                status.HTTP_307_TEMPORARY_REDIRECT, "log in first", headers={"Location": login}
+            ) from None
+        raise
+    if not auth_manager.is_authorized_custom_view(
+        method="GET", resource_name=RESOURCE_NAME, user=user
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"user {user.get_name()!r} may not read {RESOURCE_NAME}; "
+            "ask an Airflow admin for access",
+        )
+    return user
+
+
+def _is_page_navigation(request: Request) -> bool:
+    """A browser asking for a page: the index, or any GET (or HEAD) that wants HTML."""
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    return request.method in ("GET", "HEAD") and (
+        path in ("", "/") or "text/html" in request.headers.get("accept", "")
+    )
+
+
+def create_app(root: str | None = None, *, authorize: Authorize = airflow_user) -> FastAPI:
+    """The reports app for a lakehouse root (default: ``lakehouse_root()`` at each request).
+
+    Every request, to any path, must first pass ``authorize``: by default Airflow's auth
+    manager (``airflow_user``). Tests pass their own to serve the app without Airflow.
+    """
+    if not callable(authorize):
+        raise TypeError(
+            f"authorize must be a callable that checks each request, not {authorize!r}; "
+            "the reports are never served without one"
+        )
     app = FastAPI(title="Lakehouse validation reports", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # A middleware, not per-route dependencies: no route, present or future, and no
+        # 404 can answer before the check.
+        try:
+            await authorize(request)
+        except HTTPException as refused:
+            response: Response = JSONResponse(
+                {"detail": refused.detail}, refused.status_code, headers=refused.headers
+            )
+        else:
+            response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     def current_root() -> str:
         chosen = root or lakehouse_root()

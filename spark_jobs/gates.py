@@ -2,7 +2,8 @@
 
 The gate runs inside the Spark job on the staged DataFrame (GX's Spark datasource), so
 nothing but aggregates and a handful of example values ever reaches the driver. Every
-validation leaves a GX HTML report and the JSON result under
+validation leaves an HTML report (rendered here from the GX result, every value that
+came from data escaped) and the JSON result under
 ``<root>/_reports/<suite>/<run_key>/<validated_at>/`` and one line in
 ``<root>/_reports/index.jsonl``, which the Airflow plugin lists.
 
@@ -557,16 +558,13 @@ def _write_report(
     run_dates: Mapping[str, Any],
     validated_at: dt.datetime,
 ) -> None:
-    """GX's HTML page and JSON result under the reports folder, plus one index line."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
+    """The HTML page and GX's JSON result under the reports folder, plus one index line."""
     stamp = validated_at.strftime("%Y%m%dT%H%M%S%fZ")
     # Training sets share a suite; their reports are kept apart by table.
     folder = table.suite_name if gate.suite == TRAINING_SET_SUITE else gate.suite
     relative = "/".join([folder or table.suite_name, gate.run_key or "", stamp])
     base = reports_path(root)
-    page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(gx_result))
+    page = _report_page(gx_result)
     _write_text(spark, join_path(base, relative, REPORT_FILE), _with_banner(page, gate, values))
     _write_text(
         spark,
@@ -592,8 +590,94 @@ def _write_report(
     _append_line(spark, join_path(base, INDEX_FILE), json.dumps(entry, default=str))
 
 
+# A landed value can be of any size: a report shows at most this much of one value, of
+# one cell and this many example values per expectation, so that it stays small.
+_REPORT_VALUE_CHARS = 200
+_REPORT_CELL_CHARS = 2000
+_REPORT_EXAMPLES = 20
+
+_REPORT_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{suite}: validation report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1rem; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .3rem .6rem; border-bottom: 1px solid #ddd; text-align: left;
+  vertical-align: top; }}
+code {{ white-space: pre-wrap; word-break: break-all; }}
+.failed {{ color: #b00020; font-weight: bold; }} .warned {{ color: #a15c00; }}
+.passed {{ color: #1b5e20; }}
+</style></head>
+<body><h1>Validation report: {suite}</h1>
+<p>Validated with Great Expectations {version}: {successful} of {evaluated} expectations
+passed.</p>
+<table><tr><th>expectation</th><th>columns</th><th>expected</th><th>result</th>
+<th>observed</th><th>example values</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def _report_page(gx_result: Any) -> str:
+    """Our HTML page of a GX validation result, every value in it escaped and cut short.
+
+    GX's own page templates insert example values as markup, so a landed value such as
+    ``<script>`` would run in the reader's browser. This page is built from the result
+    instead: nothing that came from the data or the suite reaches it unescaped.
+    """
+    statistics = gx_result.statistics or {}
+    return _REPORT_PAGE.format(
+        suite=_escaped(gx_result.suite_name),
+        version=_escaped((gx_result.meta or {}).get("great_expectations_version", "")),
+        successful=_escaped(statistics.get("successful_expectations", "?")),
+        evaluated=_escaped(statistics.get("evaluated_expectations", len(gx_result.results))),
+        rows="\n".join(_report_row(result) for result in gx_result.results),
+    )
+
+
+def _report_row(result: Any) -> str:
+    """One expectation's table row: what it expects, its verdict, observed and examples."""
+    config = result.expectation_config
+    outcome = result.result or {}
+    entry = _failure_entry(config, outcome, _severity(config))
+    observed = entry["observed"]
+    raised = (result.exception_info or {}).get("raised_exception")
+    if raised:
+        verdict, css = "could not be evaluated", "failed"
+        observed = str((result.exception_info or {}).get("exception_message"))
+    elif result.success:
+        verdict, css = "passed", "passed"
+    elif entry["severity"] == SEVERITY_WARN:
+        verdict, css = "warning", "warned"
+    else:
+        verdict, css = "failed", "failed"
+    examples = list(outcome.get("partial_unexpected_list") or [])
+    shown = "<br>".join(f"<code>{_escaped(v)}</code>" for v in examples[:_REPORT_EXAMPLES])
+    if len(examples) > _REPORT_EXAMPLES:
+        shown += f"<br>and {len(examples) - _REPORT_EXAMPLES} more"
+    described = (
+        f"<br><small>{_escaped(entry['description'])}</small>" if entry["description"] else ""
+    )
+    cells = [
+        f"<code>{_escaped(config.type)}</code>{described}",
+        _escaped(entry["columns"] or "", _REPORT_CELL_CHARS),
+        f"<code>{_escaped(entry['expected'], _REPORT_CELL_CHARS)}</code>",
+        f'<span class="{css}">{verdict}</span>',
+        _escaped(observed, _REPORT_CELL_CHARS),
+        shown,
+    ]
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _escaped(value: Any, limit: int = _REPORT_VALUE_CHARS) -> str:
+    """A value as HTML text: cut to ``limit`` characters, then escaped (quotes too)."""
+    return html.escape(_short(value, limit))
+
+
 def _with_banner(page: str, gate: GateResult, values: Mapping[str, Any]) -> str:
-    """GX's page with our verdict on top: severity is ours, GX shows every miss as failed."""
+    """The report page with our verdict on top: what failed or warned, and the parameters.
+
+    Every value in it (table, suite, run, messages with example values) is escaped.
+    """
     color = "#b00020" if not gate.passed else ("#a15c00" if gate.warnings else "#1b5e20")
     verdict = "FAILED: nothing published" if not gate.passed else "passed"
     items = "".join(

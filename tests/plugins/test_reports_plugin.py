@@ -1,4 +1,9 @@
-"""The validation-reports plugin, served by uvicorn and fetched over real HTTP."""
+"""The validation-reports plugin, served by uvicorn and fetched over real HTTP.
+
+The app is given a stand-in for Airflow's auth manager that admits one bearer token, so
+these tests run without Airflow; tests/plugins/test_reports_auth.py checks the default,
+Airflow's own auth manager, in a real API server.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import HTTPException, Request
 
 from plugins import lakehouse_reports
 from spark_jobs.tables import reports_path
@@ -20,6 +26,15 @@ from spark_jobs.tables import reports_path
 RUN = "2026-03-02_2026-03-02"
 REPORT = f"gold_user_daily/{RUN}/20260303T010203000000Z/report.html"
 RESULT = f"gold_user_daily/{RUN}/20260303T010203000000Z/result.json"
+TOKEN = "token-of-a-reader"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def token_holder(request: Request) -> str:
+    """Admits requests with TOKEN, refuses others the way Airflow does (401)."""
+    if request.headers.get("authorization") != f"Bearer {TOKEN}":
+        raise HTTPException(401, "Not authenticated")
+    return "reader"
 
 
 def index_line(**changes: object) -> str:
@@ -78,7 +93,10 @@ def server(reports: str) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        lakehouse_reports.create_app(reports), host="127.0.0.1", port=port, log_level="warning"
+        lakehouse_reports.create_app(reports, authorize=token_holder),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     serving = uvicorn.Server(config)
     thread = threading.Thread(target=serving.run, daemon=True)
@@ -93,7 +111,7 @@ def server(reports: str) -> Iterator[str]:
 
 
 def test_page_lists_validations_by_table_with_links_to_reports(server: str) -> None:
-    page = httpx.get(f"{server}/")
+    page = httpx.get(f"{server}/", headers=AUTH)
     assert page.status_code == 200
     text = page.text
     assert "<h2>gold.user_daily</h2>" in text and "<h2>silver.purchases</h2>" in text
@@ -102,18 +120,20 @@ def test_page_lists_validations_by_table_with_links_to_reports(server: str) -> N
 
 
 def test_page_filters_by_table_and_date(server: str) -> None:
-    by_table = httpx.get(f"{server}/", params={"table": "silver.purchases"}).text
+    by_table = httpx.get(f"{server}/", params={"table": "silver.purchases"}, headers=AUTH).text
     assert "<h2>silver.purchases</h2>" in by_table and "gold.user_daily</h2>" not in by_table
-    by_date = httpx.get(f"{server}/api/validations", params={"date": "2026-03-02"}).json()
+    by_date = httpx.get(
+        f"{server}/api/validations", params={"date": "2026-03-02"}, headers=AUTH
+    ).json()
     assert [e["table"] for e in by_date] == ["gold.user_daily"]
 
 
 def test_report_link_serves_the_html_and_json(server: str) -> None:
-    report = httpx.get(f"{server}/reports/{REPORT}")
+    report = httpx.get(f"{server}/reports/{REPORT}", headers=AUTH)
     assert report.status_code == 200
     assert report.headers["content-type"].startswith("text/html")
     assert "gate FAILED" in report.text
-    assert httpx.get(f"{server}/reports/{RESULT}").json() == {"success": False}
+    assert httpx.get(f"{server}/reports/{RESULT}", headers=AUTH).json() == {"success": False}
 
 
 @pytest.mark.parametrize(
@@ -132,7 +152,7 @@ def test_paths_outside_the_reports_or_missing_are_404(server: str, path: str) ->
     # http.client sends the path as written: no client-side normalisation of "..".
     host, port = server.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    connection.request("GET", path)
+    connection.request("GET", path, headers=AUTH)
     response = connection.getresponse()
     body = response.read().decode()
     connection.close()
@@ -143,7 +163,8 @@ def test_paths_outside_the_reports_or_missing_are_404(server: str, path: str) ->
 def test_empty_lakehouse_says_there_is_nothing_yet(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    page = TestClient(lakehouse_reports.create_app(str(tmp_path))).get("/")
+    app = lakehouse_reports.create_app(str(tmp_path), authorize=token_holder)
+    page = TestClient(app).get("/", headers=AUTH)
     assert page.status_code == 200
     assert "No validations yet" in page.text
 
@@ -156,3 +177,51 @@ def test_plugin_mounts_the_app_and_adds_a_browse_entry() -> None:
     assert view["name"] == "Validation reports"
     assert view["href"] == "lakehouse-reports/"
     assert (view["destination"], view["category"]) == ("nav", "browse")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/validations",
+        f"/reports/{REPORT}",
+        f"/reports/{RESULT}",
+        "/reports/../secret.txt",
+        "/no-such-page",
+    ],
+)
+def test_every_path_refuses_requests_the_authorizer_refuses(server: str, path: str) -> None:
+    host, port = server.removeprefix("http://").split(":")
+    for headers in ({}, {"Authorization": "Bearer someone-else"}):
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read().decode()
+        connection.close()
+        assert response.status == 401, (path, headers)
+        assert json.loads(body) == {"detail": "Not authenticated"}
+        assert "gate FAILED" not in body and "gold.user_daily" not in body
+
+
+def test_responses_forbid_scripts_and_sniffing(server: str) -> None:
+    for path in ("/", "/api/validations", f"/reports/{REPORT}", "/reports/missing.html"):
+        for headers in (AUTH, {}):
+            answer = httpx.get(f"{server}{path}", headers=headers)
+            policy = answer.headers["content-security-policy"]
+            assert "default-src 'none'" in policy and "script-src" not in policy, path
+            assert "frame-ancestors 'self'" in policy, path
+            assert answer.headers["x-content-type-options"] == "nosniff", path
+
+
+def test_default_app_checks_with_airflow_and_cannot_be_switched_off(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    # No Airflow API server in this process, so no auth manager: the default check
+    # refuses everyone, with or without a token, and says where the reports are served.
+    client = TestClient(lakehouse_reports.create_app(str(tmp_path)))
+    for path, headers in (("/", {}), ("/api/validations", {}), ("/api/validations", AUTH)):
+        refused = client.get(path, headers=headers, follow_redirects=False)
+        assert refused.status_code == 503, (path, headers)
+        assert "Airflow API server" in refused.json()["detail"]
+    with pytest.raises(TypeError, match="never served without one"):
+        lakehouse_reports.create_app(str(tmp_path), authorize=None)  # type: ignore[arg-type]
