@@ -69,7 +69,8 @@ class AirflowLocal:
         path = self.home / "secrets.json"
         if path.exists():
             return json.loads(path.read_text())
-        values = {"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32)}
+        # HS512 signs the tokens: its key should be at least 64 bytes.
+        values = {"jwt_secret": secrets.token_urlsafe(64), "secret_key": secrets.token_urlsafe(32)}
         path.write_text(json.dumps(values))
         path.chmod(0o600)
         return values
@@ -145,8 +146,17 @@ class AirflowLocal:
         return result
 
     def migrate(self) -> None:
-        """Create or upgrade the metadata DB."""
+        """Create or upgrade the metadata DB, and the pool the lakehouse writers share."""
+        from include.dag_factory import WRITER_POOL
+
         self.airflow("db", "migrate")
+        self.airflow(
+            "pools",
+            "set",
+            WRITER_POOL,
+            "1",
+            "Tasks that write lakehouse tables: one at a time, whichever DAG or backfill",
+        )
 
     @property
     def pids_file(self) -> Path:

@@ -72,6 +72,11 @@ PURCHASE_STAGES = (
 )
 
 SPARK_EXECUTION_TIMEOUT = dt.timedelta(hours=2)
+RUN_ID = "{{ run_id }}"
+# Every task that writes lakehouse tables takes a slot of this pool (one slot, made by
+# `python -m include.airflow_local start` and documented in docs/AIRFLOW.md), so DAGs,
+# backfills and maintenance write one at a time.
+WRITER_POOL = "lakehouse_writers"
 
 
 def lakehouse_root() -> str:
@@ -131,6 +136,7 @@ def spark_job(
     **kwargs: object,
 ) -> LakehouseSparkSubmitOperator:
     """A task that spark-submits ``spark_jobs/<job>.py --root <root> <args>``."""
+    kwargs.setdefault("pool", WRITER_POOL)
     return LakehouseSparkSubmitOperator(
         task_id=task_id,
         job=job,
@@ -154,7 +160,9 @@ def stage_tasks(
     ``start``/``end`` are templates (``{{ ds }}`` for a daily run): a task always works
     on its run's logical dates, never on "latest".
     """
-    dates = ["--start", start, "--end", end, *extra_args]
+    # Build and gate of one run share staged rows under the run's id; another run of the
+    # same dates (a rebuild beside the daily run, a retry) stages its own.
+    dates = ["--start", start, "--end", end, "--run-id", RUN_ID, *extra_args]
     build = spark_job(
         stage.produces,
         stage.job,
@@ -208,6 +216,8 @@ def training_set_tasks(
         request.mode,
         f"--ttl-days={request.ttl_days}",
         f"--features={request.features}",
+        "--run-id",
+        RUN_ID,
     ]
     build = spark_job(
         "training_set",

@@ -6,6 +6,8 @@
 #                 the operator's AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE or from
 #                 LAKEHOUSE_AIRFLOW_PASSWORD (written to a 0600 file, then unset). It binds
 #                 to ${AIRFLOW_API_HOST:-127.0.0.1}:${AIRFLOW_API_PORT:-8080}.
+#   migrate       creates or upgrades the metadata DB and the one-slot pool every
+#                 lakehouse writer task takes (run once before the other components).
 #   healthcheck   exits 0 when the API server answers /api/v2/monitor/health.
 #   anything else is passed to `airflow` unchanged (scheduler, dag-processor, ...).
 #
@@ -88,6 +90,10 @@ case "${command}" in
     shift || true
     require_login
     exec airflow api-server --host "${api_host}" --port "${api_port}" "$@"
+    ;;
+  migrate)
+    airflow db migrate
+    exec airflow pools set lakehouse_writers 1 "Tasks that write lakehouse tables, one at a time"
     ;;
   healthcheck)
     probe_host="${api_host}"

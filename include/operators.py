@@ -22,7 +22,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from spark_jobs.cli import EXIT_BAD_INPUT, EXIT_GATE_FAILED
 from spark_jobs.config import PROJECT_ROOT, Settings
 
-LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
 INDEX_TAIL_BYTES = 256 * 1024
 
 
@@ -290,6 +289,8 @@ class LandingDaySensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         """True once the landing date's folder holds a landing file."""
+        from spark_jobs.tables import is_landing_file
+
         folder = self._folder()
         self.log.info("looking for landing files in %s", folder)
         if folder.startswith(("s3a://", "s3://")):
@@ -299,9 +300,12 @@ class LandingDaySensor(BaseSensorOperator):
             keys = S3Hook(aws_conn_id=self.aws_conn_id).list_keys(
                 bucket_name=bucket, prefix=prefix.rstrip("/") + "/"
             )
-            return any(k.endswith(LANDING_SUFFIXES) for k in keys or [])
+            return any(is_landing_file(k.rsplit("/", 1)[-1]) for k in keys or [])
         path = Path(folder)
-        return path.is_dir() and any(p.name.endswith(LANDING_SUFFIXES) for p in path.iterdir())
+        # The files ingest would read: a hidden marker of an unfinished upload is not one.
+        if not path.is_dir():
+            return False
+        return any(p.is_file() and is_landing_file(p.name) for p in path.iterdir())
 
     def execute(self, context: Context) -> None:
         """Poke until files arrive; on timeout, say which folder stayed empty and what to do."""

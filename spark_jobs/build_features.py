@@ -10,6 +10,11 @@ Each day starts from the previous day's per-user state (gold.user_feature_state)
 the last 90 days of daily slices (gold.user_daily_by_landing, from build_gold): its cost
 does not grow with history. A range runs day after day in one Spark session.
 
+Landing dates may be processed in any order. Every later landing date already published
+(gold.feature_landings) built its versions on the state of the days before it, so a run
+of an earlier date recomputes the range from its start through the newest published
+landing date, and the tables end as one in-order pass would leave them.
+
     python -m spark_jobs.build_features --root R --start 2026-03-01 --end 2026-03-31
 """
 
@@ -30,6 +35,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs import storage
 from spark_jobs.build_gold import read_table
 from spark_jobs.cli import DateRange, date_range, job_parser, resolve_root, run_cli
 from spark_jobs.features import (
@@ -43,8 +49,11 @@ from spark_jobs.features import (
     versions_of,
     window_features,
 )
+from spark_jobs.locking import writer_lock
 from spark_jobs.session import build_spark
 from spark_jobs.tables import (
+    GOLD_FEATURE_LANDINGS,
+    GOLD_FEATURE_LANDINGS_SCHEMA,
     GOLD_USER_DAILY_BY_LANDING,
     GOLD_USER_FEATURE_STATE,
     GOLD_USER_FEATURE_STATE_SCHEMA,
@@ -59,6 +68,10 @@ from spark_jobs.wap import (
     Output,
     Publisher,
     audit_and_publish,
+    changed_inputs,
+    input_versions,
+    read_staged,
+    record_inputs,
     replace_where,
     stage_outputs,
 )
@@ -66,6 +79,8 @@ from spark_jobs.wap import (
 log = logging.getLogger(__name__)
 
 STAGE = "features"
+# The tables a build reads: a commit to any of them after the build makes it stale.
+INPUTS = (GOLD_USER_DAILY_BY_LANDING, GOLD_USER_FEATURE_STATE, GOLD_FEATURE_LANDINGS)
 ONE_DAY = dt.timedelta(days=1)
 
 
@@ -90,7 +105,14 @@ def first_touched_dates(slices: DataFrame, days: DateRange) -> dict[dt.date, dt.
     return {row["_landing_date"]: row["first_event_date"] for row in rows}
 
 
-def compute_versions(spark: SparkSession, root: str, days: DateRange) -> list[DataFrame]:
+def scratch_path(root: str, run_key: str) -> str:
+    """Where a build hands each day's versions to the next: removed once staged."""
+    return staging_path(root, GOLD_USER_FEATURE_STATE, f"{run_key}_versions")
+
+
+def compute_versions(
+    spark: SparkSession, root: str, days: DateRange, scratch: str
+) -> list[DataFrame]:
     """The wide version frames (see ``features.versions_of``) of each landing date.
 
     Days run in order in this session; each day's versions are written to a scratch
@@ -120,7 +142,6 @@ def compute_versions(spark: SparkSession, root: str, days: DateRange) -> list[Da
         if DeltaTable.isDeltaTable(spark, state_path)
         else None
     )
-    scratch = staging_path(root, GOLD_USER_FEATURE_STATE, f"{days.key}_versions")
     produced: list[tuple[dt.date, DataFrame]] = []
     for landing_date in days.days():
         start = starts[landing_date]
@@ -163,56 +184,115 @@ def compute_versions(spark: SparkSession, root: str, days: DateRange) -> list[Da
     return [versions for _, versions in produced]
 
 
-def feature_frames(versions: list[DataFrame]) -> dict[Table, DataFrame]:
-    """The staged outputs: every version (history), the newest per key, and the state."""
+def feature_frames(
+    spark: SparkSession, versions: list[DataFrame], days: DateRange
+) -> dict[Table, DataFrame]:
+    """The staged outputs: every version (history), the newest per key, the state, the dates."""
     every = functools.reduce(DataFrame.unionByName, versions)
     history = feature_rows(every)
     return {
         GOLD_USER_FEATURES_HISTORY: history,
         GOLD_USER_FEATURES: latest_versions(history),
         GOLD_USER_FEATURE_STATE: state_rows(every),
+        GOLD_FEATURE_LANDINGS: spark.createDataFrame(
+            [(day,) for day in days.days()], GOLD_FEATURE_LANDINGS_SCHEMA
+        ),
     }
 
 
-def merge_newer_versions(table: Table) -> Publisher:
-    """A publisher that keeps, per (user_id, as_of_date), the version with the latest available_at.
+def newest_published_landing(spark: SparkSession, root: str) -> dt.date | None:
+    """The latest landing date whose features are published (None before the first)."""
+    path = GOLD_FEATURE_LANDINGS.path(root)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return spark.read.format("delta").load(path).agg(F.max("_landing_date")).first()[0]
 
-    Rerunning an old landing date never replaces a newer correction; rerunning the same
-    date rewrites identical rows. The first publish creates the table.
+
+def cascade_range(spark: SparkSession, root: str, days: DateRange) -> DateRange:
+    """The landing dates a run of ``days`` computes: through the newest published one.
+
+    A later landing date's versions start from the state of the days before it, so they
+    are recomputed whenever an earlier date is (the same versions when nothing changed,
+    each still stamped with its own landing date's ``available_at``).
     """
+    newest = newest_published_landing(spark, root)
+    if newest is None or newest <= days.end:
+        return days
+    log.warning(
+        "landing dates %s..%s are published and build on %s..%s: recomputing them too",
+        days.end + ONE_DAY,
+        newest,
+        days.start,
+        days.end,
+    )
+    return DateRange(days.start, newest)
+
+
+def staged_range(spark: SparkSession, root: str, run_key: str) -> DateRange:
+    """The landing dates the build step computed, from its staged gold.feature_landings."""
+    bounds = (
+        read_staged(spark, root, GOLD_FEATURE_LANDINGS, run_key)
+        .agg(F.min("_landing_date"), F.max("_landing_date"))
+        .first()
+    )
+    return DateRange(bounds[0], bounds[1])
+
+
+def newest_versions(root: str, range_start: dt.date) -> Publisher:
+    """A publisher that makes gold.user_features the newest version of every snapshot.
+
+    The staged rows are the newest versions the range produced. A published row that an
+    earlier run of the range produced (``available_at`` inside it) and the rerun no
+    longer does falls back to its newest version from before the range (from the
+    history), or goes when there is none. Rows older than the range stay as they are.
+    """
+    table = GOLD_USER_FEATURES
+    first_of_range = timestamp_sql(available_at(range_start))
 
     def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
-        rows = staged.select([f.name for f in table.schema.fields])
+        columns = [f.name for f in table.schema.fields]
+        rows = staged.select(columns)
         if not DeltaTable.isDeltaTable(spark, path):
             rows.write.format("delta").partitionBy(*table.partition_by).save(path)
             return
-        bounds = rows.agg(F.min("as_of_date"), F.max("as_of_date")).first()
-        if bounds is None or bounds[0] is None:
-            return
-        on = (
-            f"t.as_of_date >= DATE'{bounds[0]}' AND t.as_of_date <= DATE'{bounds[1]}' "
-            "AND t.user_id = s.user_id AND t.as_of_date = s.as_of_date"
-        )
+        target = DeltaTable.forPath(spark, path)
+        history_path = GOLD_USER_FEATURES_HISTORY.path(root)
+        source = rows
+        if DeltaTable.isDeltaTable(spark, history_path):
+            owned = (
+                target.toDF()
+                .where(f"available_at >= {first_of_range}")
+                .select("user_id", "as_of_date")
+            )
+            fallback = (
+                spark.read.format("delta")
+                .load(history_path)
+                .where(f"available_at < {first_of_range}")
+                .join(owned, ["user_id", "as_of_date"], "left_semi")
+                .select(columns)
+            )
+            source = latest_versions(rows.unionByName(fallback))
         (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(rows.alias("s"), on)
-            .whenMatchedUpdateAll(condition="s.available_at >= t.available_at")
+            target.alias("t")
+            .merge(source.alias("s"), "t.user_id = s.user_id AND t.as_of_date = s.as_of_date")
+            .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
+            .whenNotMatchedBySourceDelete(condition=f"t.available_at >= {first_of_range}")
             .execute()
         )
 
     return publish
 
 
-def feature_outputs(days: DateRange) -> list[Output]:
+def feature_outputs(root: str, days: DateRange) -> list[Output]:
     """How the stage publishes: versions of the range by available_at, latest by MERGE."""
     versions_of_range = (
         f"available_at >= {timestamp_sql(available_at(days.start))} "
         f"AND available_at <= {timestamp_sql(available_at(days.end))}"
     )
+    landings = f"_landing_date >= DATE'{days.start}' AND _landing_date <= DATE'{days.end}'"
     return [
-        Output(GOLD_USER_FEATURES, merge_newer_versions(GOLD_USER_FEATURES)),
+        Output(GOLD_USER_FEATURES, newest_versions(root, days.start)),
         Output(
             GOLD_USER_FEATURES_HISTORY,
             replace_where(versions_of_range, GOLD_USER_FEATURES_HISTORY),
@@ -223,7 +303,21 @@ def feature_outputs(days: DateRange) -> list[Output]:
             replace_where(versions_of_range, GOLD_USER_FEATURE_STATE),
             gated=False,
         ),
+        # Last: a landing date counts as published only once its versions are.
+        Output(GOLD_FEATURE_LANDINGS, replace_where(landings, GOLD_FEATURE_LANDINGS), gated=False),
     ]
+
+
+def build(spark: SparkSession, root: str, days: DateRange) -> DateRange:
+    """Stage the versions of ``days`` and of every later published landing date."""
+    versions = input_versions(spark, root, INPUTS)
+    computed = cascade_range(spark, root, days)
+    scratch = scratch_path(root, days.key)
+    frames = feature_frames(spark, compute_versions(spark, root, computed, scratch), computed)
+    stage_outputs(spark, root, days.key, frames)
+    record_inputs(spark, root, days.key, GOLD_FEATURE_LANDINGS, versions)
+    storage.delete_tree(spark, scratch)
+    return computed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,18 +337,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="build_features")
-    if args.step in ("all", "build"):
-        stage_outputs(spark, root, days.key, feature_frames(compute_versions(spark, root, days)))
-    if args.step in ("all", "publish"):
+    with writer_lock(root, f"build_features {days.key}"):
+        run_steps(spark, root, days, args.step)
+    return 0
+
+
+def run_steps(spark: SparkSession, root: str, days: DateRange, step: str) -> None:
+    """The build and/or publish step of a run (building again when its inputs moved on)."""
+    if step in ("all", "build"):
+        build(spark, root, days)
+    if step in ("all", "publish"):
+        computed = staged_range(spark, root, days.key)
+        if changed := changed_inputs(spark, root, days.key, GOLD_FEATURE_LANDINGS, INPUTS):
+            # Another run published since this build: later landing dates, or slices the
+            # build did not see. Versions built on the old state must not be published.
+            log.warning("inputs changed since the build step (%s): building again", changed)
+            computed = build(spark, root, days)
         audit_and_publish(
             spark,
             root,
             STAGE,
             days.key,
-            feature_outputs(days),
-            {"start": str(days.start), "end": str(days.end), "stage": STAGE},
+            feature_outputs(root, computed),
+            {"start": str(computed.start), "end": str(computed.end), "stage": STAGE},
         )
-    return 0
 
 
 if __name__ == "__main__":

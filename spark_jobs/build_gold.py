@@ -5,6 +5,12 @@ reports for those landings, late days included. It also keeps, per landing date,
 that landing added to each (user, event_date) (gold.user_daily_by_landing): the daily
 values as known at any landing date, which build_features reads.
 
+Both tables are rebuilt from silver alone, for every landing date gold reflects (the
+run's and those published before, gold.daily_landings) on the rebuilt event dates: a run
+of an earlier landing date can take a record over from a later one in silver (the
+earliest delivery of an event wins), so the later landing's slice must change with it.
+Slices kept from earlier runs would count that record twice.
+
     python -m spark_jobs.build_gold --root R --start 2026-03-01 --end 2026-03-07
 """
 
@@ -18,6 +24,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import datetime as dt
+import logging
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -32,17 +39,32 @@ from spark_jobs.cli import (
     run_cli,
 )
 from spark_jobs.features import landing_slices, merge_slices, user_daily
+from spark_jobs.locking import writer_lock
 from spark_jobs.session import build_spark
 from spark_jobs.tables import (
+    GOLD_DAILY_LANDINGS,
     GOLD_USER_DAILY,
     GOLD_USER_DAILY_BY_LANDING,
     SILVER_CHANGES,
     SILVER_PURCHASES,
     Table,
 )
-from spark_jobs.wap import STEPS, Output, audit_and_publish, replace_where, stage_outputs
+from spark_jobs.wap import (
+    STEPS,
+    Output,
+    audit_and_publish,
+    changed_inputs,
+    input_versions,
+    record_inputs,
+    replace_where,
+    stage_outputs,
+)
 
 STAGE = "gold_daily"
+# The tables a build reads: a commit to any of them after the build makes it stale.
+INPUTS = (SILVER_PURCHASES, SILVER_CHANGES, GOLD_DAILY_LANDINGS)
+
+log = logging.getLogger(__name__)
 
 
 def read_table(spark: SparkSession, root: str, table: Table, produced_by: str) -> DataFrame:
@@ -66,27 +88,37 @@ def changed_event_dates(changes: DataFrame, days: DateRange) -> DataFrame:
 
 
 def gold_daily_frames(
-    silver: DataFrame,
-    published_slices: DataFrame | None,
-    event_dates: list[dt.date],
-    days: DateRange,
+    silver: DataFrame, landings: DataFrame, event_dates: list[dt.date]
 ) -> dict[Table, DataFrame]:
-    """The slices of the run's landings and the rebuilt user_daily rows of ``event_dates``.
+    """The slices and the user_daily rows of ``event_dates``, from silver alone.
 
-    A day's row merges every slice of that day: this run's landings and, from the
-    published slices, the landings outside the run (earlier ones, and later ones when an
-    old day is rerun), so a rerun leaves the table as it was.
+    ``landings`` (one ``_landing_date`` column) are the landing dates gold reflects: the
+    run's and every one gold published before. Each one's slice of those days is
+    recomputed, not only the run's: silver may have moved a record between landing
+    dates since the slice was published.
     """
-    on_changed_days = F.col("event_date").isin(event_dates)
-    slices = landing_slices(silver.where(on_changed_days & landing_filter(days)))
-    all_slices = slices
-    if published_slices is not None:
-        others = published_slices.where(on_changed_days & ~landing_filter(days))
-        all_slices = slices.unionByName(others)
+    rows = silver.where(F.col("event_date").isin(event_dates)).join(
+        F.broadcast(landings), "_landing_date", "left_semi"
+    )
+    slices = landing_slices(rows)
     return {
         GOLD_USER_DAILY_BY_LANDING: slices,
-        GOLD_USER_DAILY: user_daily(merge_slices(all_slices)),
+        GOLD_USER_DAILY: user_daily(merge_slices(slices)),
     }
+
+
+def run_landings(spark: SparkSession, days: DateRange) -> DataFrame:
+    """The run's landing dates, one ``_landing_date`` row each."""
+    return spark.createDataFrame([(day,) for day in days.days()], GOLD_DAILY_LANDINGS.schema)
+
+
+def reflected_landings(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
+    """The run's landing dates and every landing date gold published before."""
+    path = GOLD_DAILY_LANDINGS.path(root)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return run_landings(spark, days)
+    published = spark.read.format("delta").load(path)
+    return published.unionByName(run_landings(spark, days)).distinct()
 
 
 def event_dates_predicate(event_dates: list[dt.date]) -> str:
@@ -97,15 +129,18 @@ def event_dates_predicate(event_dates: list[dt.date]) -> str:
 
 
 def gold_outputs(days: DateRange, event_dates: list[dt.date]) -> list[Output]:
-    """How the stage publishes: slices by landing date, user_daily by rebuilt event date."""
+    """How the stage publishes: slices and user_daily by rebuilt event date, then the dates."""
+    rebuilt = event_dates_predicate(event_dates)
     landings = f"_landing_date >= DATE'{days.start}' AND _landing_date <= DATE'{days.end}'"
     return [
         Output(
             GOLD_USER_DAILY_BY_LANDING,
-            replace_where(landings, GOLD_USER_DAILY_BY_LANDING),
+            replace_where(rebuilt, GOLD_USER_DAILY_BY_LANDING),
             gated=False,
         ),
-        Output(GOLD_USER_DAILY, replace_where(event_dates_predicate(event_dates), GOLD_USER_DAILY)),
+        Output(GOLD_USER_DAILY, replace_where(rebuilt, GOLD_USER_DAILY)),
+        # Last: a landing date counts as reflected only once its rows are published.
+        Output(GOLD_DAILY_LANDINGS, replace_where(landings, GOLD_DAILY_LANDINGS), gated=False),
     ]
 
 
@@ -126,19 +161,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="build_gold")
+    with writer_lock(root, f"build_gold {days.key}"):
+        run_steps(spark, root, days, args.step)
+    return 0
+
+
+def build(spark: SparkSession, root: str, days: DateRange) -> list[dt.date]:
+    """Stage the rebuilt event dates of ``days``; returns those dates."""
+    versions = input_versions(spark, root, INPUTS)
     changes = read_table(spark, root, SILVER_CHANGES, "build_silver")
     event_dates = sorted(row["event_date"] for row in changed_event_dates(changes, days).collect())
-    if args.step in ("all", "build"):
-        silver = read_table(spark, root, SILVER_PURCHASES, "build_silver")
-        slices_path = GOLD_USER_DAILY_BY_LANDING.path(root)
-        published_slices = (
-            spark.read.format("delta").load(slices_path)
-            if DeltaTable.isDeltaTable(spark, slices_path)
-            else None
-        )
-        frames = gold_daily_frames(silver, published_slices, event_dates, days)
-        stage_outputs(spark, root, days.key, frames)
-    if args.step in ("all", "publish"):
+    silver = read_table(spark, root, SILVER_PURCHASES, "build_silver")
+    frames = gold_daily_frames(silver, reflected_landings(spark, root, days), event_dates)
+    stage_outputs(spark, root, days.key, {**frames, GOLD_DAILY_LANDINGS: run_landings(spark, days)})
+    record_inputs(spark, root, days.key, GOLD_USER_DAILY, versions)
+    return event_dates
+
+
+def run_steps(spark: SparkSession, root: str, days: DateRange, step: str) -> list[dt.date]:
+    """The build and/or publish step of a run; returns the event dates it rebuilt."""
+    if step in ("all", "build"):
+        event_dates = build(spark, root, days)
+    elif changed := changed_inputs(spark, root, days.key, GOLD_USER_DAILY, INPUTS):
+        log.warning("inputs changed since the build step (%s): building again", changed)
+        event_dates = build(spark, root, days)
+    else:
+        changes = read_table(spark, root, SILVER_CHANGES, "build_silver")
+        event_dates = sorted(r["event_date"] for r in changed_event_dates(changes, days).collect())
+    if step in ("all", "publish"):
         audit_and_publish(
             spark,
             root,
@@ -154,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "staged_days": len(event_dates),
             },
         )
-    return 0
+    return event_dates
 
 
 if __name__ == "__main__":

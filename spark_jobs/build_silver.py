@@ -35,9 +35,11 @@ from spark_jobs.accounting import AccountingError, check_accounting, format_acco
 from spark_jobs.cli import DateRange, UserError, date_range, job_parser, resolve_root, run_cli
 from spark_jobs.fx import DEFAULT_MAX_STALENESS_DAYS, daily_fx_rates, load_currencies, load_fx_rates
 from spark_jobs.ingest_bronze import landing_predicate
+from spark_jobs.locking import writer_lock
 from spark_jobs.session import build_spark
 from spark_jobs.silver import (
     SILVER_COLUMNS,
+    other_landings_changes,
     pick_winners,
     quarantined,
     rebuilt_partitions,
@@ -60,6 +62,8 @@ from spark_jobs.tables import (
 log = logging.getLogger(__name__)
 
 EXIT_ACCOUNTING_FAILED = 1
+# The tables a build reads: a commit to any of them after the build makes it stale.
+INPUTS = (BRONZE_PURCHASES, BRONZE_LANDING_LOG, SILVER_PURCHASES, SILVER_CHANGES)
 
 
 def _in_landing_range(days: DateRange) -> F.Column:
@@ -107,6 +111,7 @@ def _read_optional(spark: SparkSession, path: str, schema: object) -> DataFrame:
 
 def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: int) -> None:
     """Stage silver.purchases (the touched partitions), silver.quarantine and silver.changes."""
+    versions = wap.input_versions(spark, root, INPUTS)
     bronze = read_bronze(spark, root, days)
     validated = validate(
         bronze,
@@ -138,9 +143,15 @@ def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: i
         {SILVER_PURCHASES: winners, SILVER_QUARANTINE: quarantined(validated)},
     )
     staged = spark.read.format("delta").load(staging_path(root, SILVER_PURCHASES, days.key))
-    wap.stage_outputs(
-        spark, root, days.key, {SILVER_CHANGES: silver_changes(staged, previous_changes)}
+    previous_others = _read_optional(spark, SILVER_CHANGES.path(root), SILVER_CHANGES_SCHEMA).where(
+        F.col("event_date").isin(sorted(touched)) & ~_in_landing_range(days)
     )
+    others = other_landings_changes(rebuilt_partitions(staged, existing), previous_others)
+    changes = silver_changes(staged, previous_changes).unionByName(
+        others.where(~_in_landing_range(days))
+    )
+    wap.stage_outputs(spark, root, days.key, {SILVER_CHANGES: changes})
+    wap.record_inputs(spark, root, days.key, SILVER_PURCHASES, versions)
 
 
 def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
@@ -182,13 +193,36 @@ def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
     return publish
 
 
+def replace_changes(root: str, days: DateRange) -> wap.Publisher:
+    """A publisher for silver.changes: the run's landing dates, and the other landing
+    dates' pairs on the event dates the run rebuilt (a run can take records over from
+    them, and their changes must then say so, as if they had never held them).
+    """
+
+    def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
+        event_dates = sorted(
+            r["event_date"]
+            for r in wap.read_staged(spark, root, SILVER_PURCHASES, days.key)
+            .select("event_date")
+            .union(staged.select("event_date"))
+            .distinct()
+            .collect()
+        )
+        predicate = landing_predicate(days)
+        if event_dates:
+            predicate = f"({predicate}) OR {event_date_predicate(event_dates)}"
+        wap.replace_where(predicate, SILVER_CHANGES)(spark, staged, path)
+
+    return publish
+
+
 def outputs(root: str, days: DateRange) -> list[wap.Output]:
     """What the silver stage publishes; purchases first, so changes never run ahead of it."""
     predicate = landing_predicate(days)
     return [
         wap.Output(SILVER_PURCHASES, replace_touched_partitions(root, days)),
         wap.Output(SILVER_QUARANTINE, wap.replace_where(predicate, SILVER_QUARANTINE)),
-        wap.Output(SILVER_CHANGES, wap.replace_where(predicate, SILVER_CHANGES), gated=False),
+        wap.Output(SILVER_CHANGES, replace_changes(root, days), gated=False),
     ]
 
 
@@ -201,6 +235,7 @@ def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
     result = wap.audit_and_publish(
         spark, root, "silver", days.key, outputs(root, days), gate_params
     )
+    wap.fault_point("accounting")
     rows = check_accounting(spark, root, days.start, days.end)
     log.info("nothing lost, per landing date:\n%s", format_accounting(rows))
     return result
@@ -248,14 +283,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="build_silver")
-    if args.step in ("all", "build"):
-        build(spark, root, days, args.fx_max_staleness_days)
-    if args.step in ("all", "publish"):
-        try:
-            publish(spark, root, days)
-        except AccountingError as exc:
-            print(f"accounting failed: {exc}", file=sys.stderr)
-            return EXIT_ACCOUNTING_FAILED
+    with writer_lock(root, f"build_silver {days.key}"):
+        if args.step in ("all", "build"):
+            build(spark, root, days, args.fx_max_staleness_days)
+        if args.step == "publish" and (
+            changed := wap.changed_inputs(spark, root, days.key, SILVER_PURCHASES, INPUTS)
+        ):
+            log.warning("inputs changed since the build step (%s): building again", changed)
+            build(spark, root, days, args.fx_max_staleness_days)
+        if args.step in ("all", "publish"):
+            try:
+                publish(spark, root, days)
+            except AccountingError as exc:
+                print(f"accounting failed: {exc}", file=sys.stderr)
+                return EXIT_ACCOUNTING_FAILED
     return 0
 
 

@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the packa
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -49,7 +50,9 @@ from spark_jobs.cli import (
     job_parser,
     resolve_root,
     run_cli,
+    run_token,
 )
+from spark_jobs.locking import writer_lock
 from spark_jobs.session import build_spark
 from spark_jobs.tables import (
     GOLD_USER_FEATURES,
@@ -118,6 +121,7 @@ class Request:
     input_versions: dict[str, int] | None = None  # set when rebuilding
     spine_fingerprint: str | None = None  # set when rebuilding
     rebuilt_from: str | None = None
+    run: str = ""  # cli.run_token: two builds of one name never share staged rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -566,8 +570,10 @@ def _logical_time(request: Request, bounds: pit.SpineBounds) -> str | None:
 
 def _run_key(request: Request) -> str:
     if request.start is None and request.end is None:
-        return "all"
-    return f"{request.start or 'min'}_{request.end or 'max'}"
+        dates = "all"
+    else:
+        dates = f"{request.start or 'min'}_{request.end or 'max'}"
+    return f"{dates}__{request.run}" if request.run else dates
 
 
 def build(spark: SparkSession, root: str, request: Request) -> dict[str, Any]:
@@ -684,10 +690,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         request = _request_from_manifest(spark, root, args)
     else:
         request = _request_from_args(spark, args)
-    if args.step in ("all", "build"):
-        build(spark, root, request)
-    if args.step in ("all", "publish"):
-        publish(spark, root, request)
+    request = dataclasses.replace(request, run=run_token(args.run_id, args.step))
+    with writer_lock(root, f"build_training_set {request.name}"):
+        if args.step in ("all", "build"):
+            build(spark, root, request)
+        if args.step in ("all", "publish"):
+            publish(spark, root, request)
     return 0
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import logging
 import os
+import re
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,15 +67,23 @@ def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
         default=None,
         help="last logical date, inclusive (default: --start)",
     )
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="the run whose build and publish steps share staged rows (Airflow passes its "
+        "run id, so two runs of the same dates never mix theirs); default: a new one for "
+        "--step all, none for a step run on its own",
+    )
     return parser
 
 
 @dataclass(frozen=True)
 class DateRange:
-    """An inclusive range of logical dates."""
+    """An inclusive range of logical dates, and the run that works on it (if named)."""
 
     start: dt.date
     end: dt.date
+    run: str = ""  # run_token() of the run; "" for a step run by hand on its own
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -93,8 +104,24 @@ class DateRange:
 
     @property
     def key(self) -> str:
-        """A stable name for runs over this range (staging folders, report names)."""
-        return f"{self.start}_{self.end}"
+        """The run's name for its staging folders and reports: dates, then the run."""
+        dates = f"{self.start}_{self.end}"
+        return f"{dates}__{self.run}" if self.run else dates
+
+
+def run_token(run_id: str | None, step: str | None) -> str:
+    """A path-safe name for a run: from ``--run-id``, new for ``--step all``, else "".
+
+    Airflow run ids hold ``:`` and ``+``; they are replaced, and a short hash of the
+    whole id keeps two ids that differ only there apart.
+    """
+    if run_id:
+        readable = re.sub(r"[^A-Za-z0-9_-]+", "-", run_id).strip("-")[:60]
+        digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+        return f"{readable}-{digest}" if readable else digest
+    if step in (None, "all"):
+        return f"run-{uuid.uuid4().hex[:12]}"
+    return ""
 
 
 def resolve_root(root: str | None) -> str:
@@ -117,8 +144,9 @@ def resolve_root(root: str | None) -> str:
 
 
 def date_range(args: argparse.Namespace) -> DateRange:
-    """The inclusive logical date range of parsed arguments."""
-    return DateRange(args.start, args.end or args.start)
+    """The inclusive logical date range of parsed arguments, named by its run."""
+    run = run_token(getattr(args, "run_id", None), getattr(args, "step", None))
+    return DateRange(args.start, args.end or args.start, run)
 
 
 def run_cli(

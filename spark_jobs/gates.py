@@ -132,6 +132,8 @@ class GateResult:
     run_key: str | None = None
     result_path: str | None = None
     evaluated: int = 0
+    # The reports-index line of a passed gate whose rows are not published yet.
+    pending_index_line: str | None = None
 
     def summary(self) -> str:
         """A few readable lines: which expectations failed, observed vs expected, examples."""
@@ -276,8 +278,13 @@ def validate_table(
     params: dict[str, object],
     run_key: str,
     suite_name: str | None = None,
+    index_when_passed: bool = True,
 ) -> GateResult:
     """Validate ``staged`` rows of ``table`` with its suite; write the report and index line.
+
+    With ``index_when_passed=False`` a passed gate's index line waits for
+    ``index_validation`` (after the publish): a run killed between gate and publish then
+    lists no "passed" validation for rows that were never published.
 
     ``params`` needs ``start`` and ``end`` (the run's logical dates) for most suites and may
     override any GateSettings field or suite parameter. The staged frame is validated once,
@@ -318,6 +325,8 @@ def validate_table(
     )
     run_dates = {k: _jsonable(params[k]) for k in ("start", "end") if params.get(k) is not None}
     _write_report(spark, root, table, gate, gx_result, values, run_dates, validated_at)
+    if not gate.passed or index_when_passed:
+        index_validation(spark, root, gate)
     log_method = log.info if gate.passed and not warnings else log.warning
     log_method("%s", gate.summary())
     return gate
@@ -558,7 +567,10 @@ def _write_report(
     run_dates: Mapping[str, Any],
     validated_at: dt.datetime,
 ) -> None:
-    """The HTML page and GX's JSON result under the reports folder, plus one index line."""
+    """The HTML page and GX's JSON result under the reports folder; the index line waits.
+
+    The line goes to ``gate.pending_index_line`` for ``index_validation`` to append.
+    """
     stamp = validated_at.strftime("%Y%m%dT%H%M%S%fZ")
     # Training sets share a suite; their reports are kept apart by table.
     folder = table.suite_name if gate.suite == TRAINING_SET_SUITE else gate.suite
@@ -587,7 +599,15 @@ def _write_report(
         "result": f"{relative}/{RESULT_FILE}",
         "validated_at": validated_at.isoformat(),
     }
-    _append_line(spark, join_path(base, INDEX_FILE), json.dumps(entry, default=str))
+    gate.pending_index_line = json.dumps(entry, default=str)
+
+
+def index_validation(spark: SparkSession, root: str, gate: GateResult) -> None:
+    """Add a validation's line to the reports index (once), which the plugin lists."""
+    if gate.pending_index_line is None:
+        return
+    _append_line(spark, join_path(reports_path(root), INDEX_FILE), gate.pending_index_line)
+    gate.pending_index_line = None
 
 
 # A landed value can be of any size: a report shows at most this much of one value, of

@@ -37,12 +37,14 @@ from spark_jobs.cli import (
     resolve_root,
     run_cli,
 )
+from spark_jobs.locking import writer_lock
 from spark_jobs.session import build_spark
 from spark_jobs.tables import (
     BRONZE_LANDING_LOG,
     BRONZE_PURCHASES,
     LANDING_FIELDS,
     LANDING_SCHEMA,
+    is_landing_file,
     landing_day_path,
     landing_path,
     staging_path,
@@ -50,7 +52,6 @@ from spark_jobs.tables import (
 
 log = logging.getLogger(__name__)
 
-LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
 _CORRUPT = "_corrupt_record"
 _PARSE_SCHEMA = StructType([*LANDING_SCHEMA.fields, StructField(_CORRUPT, StringType(), True)])
 _LANDING_DATE_IN_PATH = r"/dt=(\d{4}-\d{2}-\d{2})/[^/]+$"
@@ -77,9 +78,7 @@ def landing_files(spark: SparkSession, root: str, days: DateRange) -> dict[dt.da
         return sorted(
             status.getPath().toString()
             for status in fs.listStatus(path)
-            if status.isFile()
-            and status.getPath().getName().endswith(LANDING_SUFFIXES)
-            and not status.getPath().getName().startswith((".", "_"))
+            if status.isFile() and is_landing_file(status.getPath().getName())
         )
 
     if list_folder(landing_path(root)) is None:
@@ -221,10 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="ingest_bronze")
-    if args.step in ("all", "build"):
-        build(spark, root, days)
-    if args.step in ("all", "publish"):
-        publish(spark, root, days)
+    with writer_lock(root, f"ingest_bronze {days.key}"):
+        if args.step in ("all", "build"):
+            build(spark, root, days)
+        if args.step in ("all", "publish"):
+            publish(spark, root, days)
     return 0
 
 

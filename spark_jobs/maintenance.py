@@ -30,9 +30,16 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs import manifest as manifests
+from spark_jobs import storage
 from spark_jobs.cli import UserError, job_parser, resolve_root, run_cli
 from spark_jobs.session import build_spark
-from spark_jobs.tables import ALL_TABLES, join_path
+from spark_jobs.tables import (
+    ALL_TABLES,
+    GOLD_USER_FEATURES,
+    GOLD_USER_FEATURES_HISTORY,
+    join_path,
+    staging_root,
+)
 
 log = logging.getLogger("spark_jobs.maintenance")
 
@@ -41,6 +48,10 @@ DEFAULT_LOG_RETENTION_DAYS = 30  # Delta's delta.logRetentionDuration default
 # The log must outlive a protected version until the next weekly run and one more.
 LOG_RETENTION_MARGIN_DAYS = 14
 TRAINING_FOLDER = "training"
+# The tables a training-set manifest records as inputs.
+MANIFEST_INPUTS = (GOLD_USER_FEATURES, GOLD_USER_FEATURES_HISTORY)
+# Staged rows older than this belong to a run that died: no gate waits two days.
+DEFAULT_STAGING_MAX_AGE_HOURS = 48
 
 
 @dataclass(frozen=True)
@@ -103,14 +114,25 @@ def plan_table(
     )
 
 
-def read_all_manifests(spark: SparkSession, root: str) -> list[dict]:
-    """Every training-set manifest under ``<root>/training``."""
+def read_all_manifests(spark: SparkSession, root: str) -> tuple[list[dict], list[str]]:
+    """Every readable training-set manifest under ``<root>/training``, and the unreadable.
+
+    An unreadable manifest (cut short, not JSON, another format) is reported and does not
+    stop the run: ``plans`` keeps every version of the tables it may protect.
+    """
     pattern = join_path(root, TRAINING_FOLDER, "*", manifests.MANIFEST_FILE)
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(pattern)  # type: ignore[union-attr]
     fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
-    statuses = fs.globStatus(hadoop_path) or []
-    return [manifests.read_manifest(spark, str(s.getPath().toString())) for s in statuses]
+    found, unreadable = [], []
+    for status in fs.globStatus(hadoop_path) or []:
+        path = str(status.getPath().toString())
+        try:
+            found.append(manifests.read_manifest(spark, path))
+        except UserError as exc:
+            log.warning("unreadable training-set manifest, its tables keep every version: %s", exc)
+            unreadable.append(path)
+    return found, unreadable
 
 
 def delta_tables(spark: SparkSession, root: str) -> list[str]:
@@ -147,9 +169,15 @@ def plans(
     spark: SparkSession, root: str, now: dt.datetime, retention_hours: int
 ) -> list[TablePlan]:
     """The maintenance plan of every Delta table under ``root``."""
-    protected = {
-        _normalise(p): v for p, v in protected_versions(read_all_manifests(spark, root)).items()
-    }
+    found, unreadable = read_all_manifests(spark, root)
+    protected = {_normalise(p): v for p, v in protected_versions(found).items()}
+    if unreadable:
+        # What an unreadable manifest protected is unknown: keep every version of the
+        # tables a training set can read, and of the sets whose manifest it is.
+        for table in MANIFEST_INPUTS:
+            protected[_normalise(table.path(root))] = 0
+        for manifest_file in unreadable:
+            protected[_normalise(manifest_file.rsplit("/", 1)[0])] = 0
     result = []
     for path in delta_tables(spark, root):
         version = protected.get(_normalise(path))
@@ -163,6 +191,32 @@ def plans(
             )
         result.append(plan_table(path, version, when, now, retention_hours))
     return result
+
+
+def stale_staging(
+    spark: SparkSession, root: str, now: dt.datetime, max_age_hours: int
+) -> list[str]:
+    """Run folders under ``<root>/_staging`` untouched for more than ``max_age_hours``.
+
+    A run's staging is ``_staging/<layer>/<table>/<run key>`` (training sets:
+    ``_staging/training/<name>/<run key>``); published runs have removed theirs.
+    """
+    cutoff = now.replace(tzinfo=None) - dt.timedelta(hours=max_age_hours)
+    stale = []
+    for layer in storage.children(spark, staging_root(root)):
+        for table in storage.children(spark, layer.path):
+            stale += [
+                run.path
+                for run in storage.children(spark, table.path)
+                if run.modified_at < cutoff and _newest_change(spark, run) < cutoff
+            ]
+    return stale
+
+
+def _newest_change(spark: SparkSession, entry: storage.Entry) -> dt.datetime:
+    """The latest modification time of a folder and its direct children."""
+    times = [entry.modified_at, *(c.modified_at for c in storage.children(spark, entry.path))]
+    return max(times)
 
 
 def apply(spark: SparkSession, plan: TablePlan, optimize: bool) -> dict[str, object]:
@@ -201,6 +255,13 @@ def _parser() -> argparse.ArgumentParser:
         default=MIN_RETENTION_HOURS,
         help=f"VACUUM retention for tables no manifest protects (>= {MIN_RETENTION_HOURS})",
     )
+    parser.add_argument(
+        "--staging-max-age-hours",
+        type=int,
+        default=DEFAULT_STAGING_MAX_AGE_HOURS,
+        help="remove staged rows of runs that died, once this old (default: "
+        f"{DEFAULT_STAGING_MAX_AGE_HOURS})",
+    )
     parser.add_argument("--skip-optimize", action="store_true", help="only VACUUM")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     return parser
@@ -219,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Retention is measured by Delta against the clock, so the plan is too.
     now = dt.datetime.now(dt.UTC)
     log.info("maintenance of %s (run %s)", root, args.start or "by hand")
+    for folder in stale_staging(spark, root, now, args.staging_max_age_hours):
+        if args.dry_run:
+            print(f"plan: remove stale staging {folder}")
+            continue
+        storage.delete_tree(spark, folder)
+        print(f"removed stale staging {folder}")
     for plan in plans(spark, root, now, args.retention_hours):
         if args.dry_run:
             guard = "" if plan.protected_version is None else f", keeps v{plan.protected_version}"

@@ -4,7 +4,8 @@ A manifest is one JSON file, ``<root>/training/<name>/_manifest.json``, beside t
 log of the training set (Delta and VACUUM ignore files whose name starts with ``_``).
 It records the spine (path, format, Delta version, fingerprint), the parameters, the
 Delta version of every feature table read, row counts and the build's logical time.
-Files are written through Hadoop's FileSystem so a local root and s3a:// work alike.
+Files go through spark_jobs.storage, so a local root and s3a:// work alike, and a
+manifest is replaced whole: a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from spark_jobs import storage
 from spark_jobs.cli import UserError
 from spark_jobs.tables import join_path, training_path
 
@@ -33,36 +35,22 @@ def resolve_manifest(root: str, path_or_name: str) -> str:
     return manifest_path(root, path_or_name)
 
 
-def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
-    return hadoop_path.getFileSystem(conf), hadoop_path
-
-
 def write_manifest(spark: SparkSession, path: str, manifest: dict[str, Any]) -> None:
-    """Write ``manifest`` as indented JSON to ``path``, replacing an older one."""
-    fs, hadoop_path = _filesystem(spark, path)
-    stream = fs.create(hadoop_path, True)
-    try:
-        stream.write(bytearray(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")))
-    finally:
-        stream.close()
+    """Write ``manifest`` as indented JSON to ``path``, replacing an older one atomically.
+
+    A run killed while writing leaves the previous manifest (or none), never half of one.
+    """
+    storage.write_text_atomic(spark, path, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def read_manifest(spark: SparkSession, path: str) -> dict[str, Any]:
     """The manifest at ``path``; a clear error when it is missing or not a manifest."""
-    fs, hadoop_path = _filesystem(spark, path)
-    if not fs.exists(hadoop_path):
+    text = storage.read_text(spark, path)
+    if text is None:
         raise UserError(
             f"no training-set manifest at {path}: give the path of a _manifest.json or "
             "the name of a training set built under this --root"
         )
-    stream = fs.open(hadoop_path)
-    try:
-        text = bytes(stream.readAllBytes()).decode("utf-8")
-    finally:
-        stream.close()
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:

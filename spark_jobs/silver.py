@@ -319,3 +319,19 @@ def silver_changes(landed: DataFrame, previous: DataFrame) -> DataFrame:
         .join(current, CHANGES_KEY, "full")
         .select(*CHANGES_KEY, F.coalesce(F.col("rows"), F.lit(0)).cast("long").alias("rows"))
     )
+
+
+def other_landings_changes(kept_others: DataFrame, previous_others: DataFrame) -> DataFrame:
+    """silver.changes rows of the other landing dates on the partitions a run rebuilt.
+
+    ``kept_others`` are their rows that stay (rebuilt_partitions minus the run's),
+    ``previous_others`` the changes they recorded on those event dates. A pair whose
+    records the run took over (an earlier delivery of the same events) goes, as if that
+    landing had never held them; a pair already at 0 rows (its own rerun removed them,
+    downstream may not have rebuilt it yet) stays at 0.
+    """
+    current = kept_others.groupBy(*CHANGES_KEY).agg(F.count(F.lit(1)).alias("rows"))
+    waiting = previous_others.where(F.col("rows") == 0).select(*CHANGES_KEY)
+    return waiting.join(current, CHANGES_KEY, "full").select(
+        *CHANGES_KEY, F.coalesce(F.col("rows"), F.lit(0)).cast("long").alias("rows")
+    )

@@ -281,6 +281,26 @@ GOLD_USER_FEATURE_STATE = Table(
     ("as_of_date",),
     (*FEATURE_KEY, "available_at"),
 )
+# The landing dates build_gold has published, one row each: gold reflects exactly those,
+# whatever else silver already holds.
+GOLD_DAILY_LANDINGS = Table(
+    "gold.daily_landings",
+    "gold/_daily_landings",
+    _fields(("_landing_date", DateType(), False)),
+    (),
+    ("_landing_date",),
+)
+# The landing dates build_features has published, one row each. A run of an earlier
+# landing date recomputes every later one listed here (their versions build on its state),
+# including days that landed nothing and so left no feature rows to tell by.
+GOLD_FEATURE_LANDINGS_SCHEMA = _fields(("_landing_date", DateType(), False))
+GOLD_FEATURE_LANDINGS = Table(
+    "gold.feature_landings",
+    "gold/_feature_landings",
+    GOLD_FEATURE_LANDINGS_SCHEMA,
+    (),
+    ("_landing_date",),
+)
 
 ALL_TABLES = (
     BRONZE_PURCHASES,
@@ -293,8 +313,22 @@ ALL_TABLES = (
     GOLD_USER_FEATURES_HISTORY,
     GOLD_USER_DAILY_BY_LANDING,
     GOLD_USER_FEATURE_STATE,
+    GOLD_DAILY_LANDINGS,
+    GOLD_FEATURE_LANDINGS,
 )
 TABLES_BY_NAME = {t.name: t for t in ALL_TABLES}
+
+
+LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def is_landing_file(name: str) -> bool:
+    """True for a file name ingest reads: ``*.jsonl(.gz)``, not hidden.
+
+    Names starting with ``.`` or ``_`` are hidden: upload tools write such markers and
+    partial files before the real one appears.
+    """
+    return name.endswith(LANDING_SUFFIXES) and not name.startswith((".", "_"))
 
 
 def landing_path(root: str) -> str:

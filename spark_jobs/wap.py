@@ -12,19 +12,26 @@ Airflow runs the two steps as two tasks (``silver_purchases`` then
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_jobs import storage
 from spark_jobs.cli import GateFailed, UserError
-from spark_jobs.tables import Table, staging_path
+from spark_jobs.tables import Table, join_path, staging_path
 
 log = logging.getLogger(__name__)
 
 STEPS = ("all", "build", "publish")
+FAULT_POINT_ENV = "LAKEHOUSE_FAULT_POINT"
+# Beside a build's staged rows: the Delta versions of the tables it read.
+INPUTS_FILE = "_inputs.json"
 
 Publisher = Callable[[SparkSession, DataFrame, str], None]
 
@@ -50,6 +57,18 @@ class StageResult:
     gate_results: dict[str, object] = field(default_factory=dict)
 
 
+def fault_point(name: str) -> None:
+    """Die here as SIGKILL would when ``LAKEHOUSE_FAULT_POINT`` names this point.
+
+    For crash tests only: they kill a real job at a known step, rerun it, and compare
+    the tables. Points: ``staged:<table>``, ``gated:<stage>``, ``published:<table>``
+    (between the commits of a multi-table publish), ``accounting`` (silver's check).
+    """
+    if os.environ.get(FAULT_POINT_ENV) == name:
+        log.warning("fault point %s: killing this process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def stage_outputs(
     spark: SparkSession,
     root: str,
@@ -67,6 +86,7 @@ def stage_outputs(
             .option("overwriteSchema", "true")
             .save(path)
         )
+        fault_point(f"staged:{table.name}")
 
 
 def read_staged(spark: SparkSession, root: str, table: Table, run_key: str) -> DataFrame:
@@ -104,7 +124,13 @@ def audit_and_publish(
         if not output.gated:
             continue
         gate = gates.validate_table(
-            spark, root, output.table, staged[output.table], dict(gate_params), run_key
+            spark,
+            root,
+            output.table,
+            staged[output.table],
+            dict(gate_params),
+            run_key,
+            index_when_passed=False,
         )
         result.gate_results[output.table.name] = gate
         if not gate.passed:
@@ -114,14 +140,66 @@ def audit_and_publish(
             f"stage {stage} ({run_key}) published nothing:\n"
             + "\n".join(g.summary() for g in failures)
         )
+    fault_point(f"gated:{stage}")
     for output in outputs:
         path = output.table.path(root)
         result.row_counts[output.table.name] = staged[output.table].count()
         output.publish(spark, staged[output.table], path)
         result.versions[output.table.name] = latest_version(spark, path)
         log.info("published %s version %s", output.table.name, result.versions[output.table.name])
+        fault_point(f"published:{output.table.name}")
     result.published = True
+    for gate in result.gate_results.values():
+        gates.index_validation(spark, root, gate)  # type: ignore[arg-type]
+    remove_staged(spark, root, [o.table for o in outputs], run_key)
     return result
+
+
+def remove_staged(spark: SparkSession, root: str, tables: Sequence[Table], run_key: str) -> None:
+    """Delete a run's staged rows once they are published: staging must not grow per run.
+
+    A run that died before publishing leaves its staging; maintenance removes it later.
+    """
+    for table in tables:
+        if storage.delete_tree(spark, staging_path(root, table, run_key)):
+            log.info("removed staged %s of run %s", table.name, run_key)
+
+
+def input_versions(spark: SparkSession, root: str, tables: Sequence[Table]) -> dict[str, int]:
+    """The Delta version of each table a build step reads (-1: not there yet).
+
+    Taken before the build reads them: a commit that slips in between only makes the
+    publish step build again, never publish rows built on an older state.
+    """
+    return {table.name: latest_version(spark, table.path(root)) for table in tables}
+
+
+def record_inputs(
+    spark: SparkSession, root: str, run_key: str, anchor: Table, versions: Mapping[str, int]
+) -> None:
+    """Keep the input versions of a build beside its staged ``anchor`` output."""
+    path = join_path(staging_path(root, anchor, run_key), INPUTS_FILE)
+    storage.write_text_atomic(spark, path, json.dumps(dict(versions), sort_keys=True))
+
+
+def changed_inputs(
+    spark: SparkSession, root: str, run_key: str, anchor: Table, tables: Sequence[Table]
+) -> list[str]:
+    """Inputs committed to since the build step staged ``anchor`` ([] when none).
+
+    Another writer (a rebuild beside the daily run, a backfill) may have published
+    between this run's build and publish steps; its rows were not seen by the build.
+    """
+    text = storage.read_text(spark, join_path(staging_path(root, anchor, run_key), INPUTS_FILE))
+    if text is None:
+        return []
+    recorded = json.loads(text)
+    current = input_versions(spark, root, tables)
+    return [
+        f"{name} v{recorded.get(name)} -> v{version}"
+        for name, version in current.items()
+        if recorded.get(name) != version
+    ]
 
 
 def latest_version(spark: SparkSession, path: str) -> int:

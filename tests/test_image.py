@@ -150,3 +150,10 @@ def test_other_commands_go_to_airflow_unchanged_and_need_no_password(container):
     result = _entrypoint(container, "scheduler")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "airflow scheduler"
+
+
+def test_migrate_upgrades_the_db_and_creates_the_writers_pool(container):
+    result = _entrypoint(container, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert "airflow db migrate" in result.stdout
+    assert "airflow pools set lakehouse_writers 1" in result.stdout

@@ -44,6 +44,13 @@ def airflow_db() -> Path:
             "in their own pytest process"
         )
     db.resetdb()
+    from airflow.models.pool import Pool
+
+    from include.dag_factory import WRITER_POOL
+
+    Pool.create_or_update_pool(
+        WRITER_POOL, slots=1, description="lakehouse writers", include_deferred=False
+    )
     return AIRFLOW_TEST_HOME
 
 
