@@ -116,7 +116,9 @@ def _s3a_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style_access).lower(),
-        # Delta on S3 from one writer at a time (Airflow serialises writers per table).
+        # This log store is safe for one writer at a time only: the Airflow pool
+        # lakehouse_writers serialises every writer Airflow starts (docs/CONVERGENCE.md);
+        # jobs started by hand beside Airflow on one S3 root are not supported.
         "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
         "spark.delta.logStore.s3.impl": "io.delta.storage.S3SingleDriverLogStore",
     }
