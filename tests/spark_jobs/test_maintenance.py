@@ -110,3 +110,38 @@ def test_maintenance_compacts_vacuums_and_keeps_a_manifests_version_readable(
     assert sorted(r["user_id"] for r in version_1.collect()) == [f"u1-{i}" for i in range(5)]
     current = spark.read.format("delta").load(path)
     assert current.inputFiles() and len(current.inputFiles()) == 1
+
+
+def test_an_unreadable_manifest_is_reported_and_its_tables_keep_every_version(
+    spark, lakehouse, capsys
+) -> None:
+    from spark_jobs.tables import GOLD_USER_FEATURES
+
+    path = GOLD_USER_FEATURES.path(lakehouse)
+    spark.createDataFrame([("u1", 1)], "user_id string, n long").write.format("delta").save(path)
+    cut_short = Path(lakehouse, "training", "t1", "_manifest.json")
+    cut_short.parent.mkdir(parents=True)
+    cut_short.write_text('{"format_version": 1, "inputs": {"gold.user_fea')
+
+    assert maintenance.main(["--root", lakehouse, "--dry-run"]) == 0
+
+    plan = capsys.readouterr().out
+    assert f"plan: {path}: retention" in plan and "keeps v0" in plan
+
+
+def test_staging_of_runs_that_died_goes_and_recent_staging_stays(spark, lakehouse) -> None:
+    import os
+
+    staging = Path(lakehouse, "_staging", "gold", "user_daily")
+    dead, recent = staging / "2026-03-01_2026-03-01__run-dead", staging / "2026-03-02_2026-03-02"
+    for run in (dead, recent):
+        (run / "_delta_log").mkdir(parents=True)
+        (run / "part-0.parquet").write_bytes(b"")
+    three_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).timestamp()
+    for entry in (dead / "_delta_log", dead / "part-0.parquet", dead):
+        os.utime(entry, (three_days_ago, three_days_ago))
+
+    assert maintenance.main(["--root", lakehouse, "--skip-optimize"]) == 0
+
+    assert not dead.exists()
+    assert recent.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -116,3 +117,22 @@ def test_ungated_outputs_publish_alongside_gated_ones(spark: SparkSession, lakeh
     assert result.versions == {"silver.changes": 0, "gold.user_daily": 0}
     assert result.row_counts == {"silver.changes": 1, "gold.user_daily": 1}
     assert sorted_rows(spark, SILVER_CHANGES, lakehouse) == [(DAY, DAY, "u1", 1)]
+
+
+def test_a_published_run_leaves_no_staging_behind(spark: SparkSession, lakehouse: str) -> None:
+    stage_outputs(spark, lakehouse, RUN, {GOLD_USER_DAILY: gold(spark, [user_day("u1")])})
+
+    audit_and_publish(spark, lakehouse, "gold", RUN, [day_output()], params())
+
+    assert not Path(staging_path(lakehouse, GOLD_USER_DAILY, RUN)).exists()
+
+
+def test_a_failed_gate_keeps_the_staged_rows_for_a_look(
+    spark: SparkSession, lakehouse: str
+) -> None:
+    stage_outputs(spark, lakehouse, RUN, {GOLD_USER_DAILY: gold(spark, [user_day("u1", items=-1)])})
+
+    with pytest.raises(GateFailed):
+        audit_and_publish(spark, lakehouse, "gold", RUN, [day_output()], params())
+
+    assert Path(staging_path(lakehouse, GOLD_USER_DAILY, RUN)).exists()
