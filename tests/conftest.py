@@ -21,6 +21,7 @@ LONG_FILES = (
     "tests/dags/test_dag_runs.py",
     "tests/browser/test_airflow_ui.py",
     "tests/spark_jobs/test_convergence.py",
+    "tests/spark_jobs/test_concurrent_writers.py",
     "tests/spark_jobs/test_build_features.py",
     "tests/spark_jobs/test_crash_recovery.py",
     "tests/spark_jobs/test_build_silver.py",

@@ -85,3 +85,16 @@ def differences(actual: dict[str, list[tuple]], expected: dict[str, list[tuple]]
                 f"({only_got} only here, {only_expected} only in the in-order pass)"
             )
     return problems
+
+
+def reset_metadata_db() -> None:
+    """An empty metadata DB with the one-slot pool every lakehouse writer task takes."""
+    from airflow.models.pool import Pool
+    from airflow.utils import db
+
+    from include.dag_factory import WRITER_POOL
+
+    db.resetdb()
+    Pool.create_or_update_pool(
+        WRITER_POOL, slots=1, description="lakehouse writers", include_deferred=False
+    )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import reset_metadata_db
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="lakehouse-airflow-tests-"))
@@ -36,21 +38,13 @@ os.environ.update(
 def airflow_db() -> Path:
     """A migrated, empty metadata DB in the test AIRFLOW_HOME."""
     from airflow.configuration import conf
-    from airflow.utils import db
 
     if Path(conf.get("core", "dags_folder")) != DAGS_FOLDER:
         pytest.fail(
             "Airflow was configured before tests/dags/conftest.py ran; run the DAG tests "
             "in their own pytest process"
         )
-    db.resetdb()
-    from airflow.models.pool import Pool
-
-    from include.dag_factory import WRITER_POOL
-
-    Pool.create_or_update_pool(
-        WRITER_POOL, slots=1, description="lakehouse writers", include_deferred=False
-    )
+    reset_metadata_db()
     return AIRFLOW_TEST_HOME
 
 

@@ -99,11 +99,10 @@ def landed(spark, airflow_db, tmp_path_factory) -> str:
     their own lakehouse roots would leave this root's Assets inactive, and Airflow
     refuses to run a task whose outlets are inactive.
     """
-    from airflow.utils import db
-
     from spark_jobs import generate_purchases
+    from tests.factories import reset_metadata_db
 
-    db.resetdb()
+    reset_metadata_db()
 
     root = str(tmp_path_factory.mktemp("lakehouse"))
     args = ["--root", root, "--start", str(DAY_1), "--end", str(DAY_2), "--users", "150"]
@@ -193,5 +192,8 @@ def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
     assert {name: table_version(spark, landed, name) for name in ASSET_TABLES} == before
     bronze = spark.read.format("delta").load(BRONZE_PURCHASES.path(landed))
     assert bronze.where(F.col("_landing_date") == DAY_2).count() == 0
-    reports = Path(landed, "_reports", "bronze_purchases", f"{DAY_2}_{DAY_2}")
-    assert list(reports.glob("*/report.html")), "the failed gate keeps its report"
+    # Report folders are named by run: the dates, then the Airflow run.
+    reports = Path(landed, "_reports", "bronze_purchases")
+    assert list(reports.glob(f"{DAY_2}_{DAY_2}__*/*/report.html")), (
+        "the failed gate keeps its report"
+    )
