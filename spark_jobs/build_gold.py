@@ -166,11 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def rebuilt_event_dates(spark: SparkSession, root: str, days: DateRange) -> list[dt.date]:
+    """The event dates a run of ``days`` rebuilds, sorted: what silver.changes names."""
+    changes = read_table(spark, root, SILVER_CHANGES, "build_silver")
+    return sorted(row["event_date"] for row in changed_event_dates(changes, days).collect())
+
+
 def build(spark: SparkSession, root: str, days: DateRange) -> list[dt.date]:
     """Stage the rebuilt event dates of ``days``; returns those dates."""
     versions = input_versions(spark, root, INPUTS)
-    changes = read_table(spark, root, SILVER_CHANGES, "build_silver")
-    event_dates = sorted(row["event_date"] for row in changed_event_dates(changes, days).collect())
+    event_dates = rebuilt_event_dates(spark, root, days)
     silver = read_table(spark, root, SILVER_PURCHASES, "build_silver")
     frames = gold_daily_frames(silver, reflected_landings(spark, root, days), event_dates)
     stage_outputs(spark, root, days.key, {**frames, GOLD_DAILY_LANDINGS: run_landings(spark, days)})
@@ -186,8 +191,7 @@ def run_steps(spark: SparkSession, root: str, days: DateRange, step: str) -> lis
         log.warning("inputs changed since the build step (%s): building again", changed)
         event_dates = build(spark, root, days)
     else:
-        changes = read_table(spark, root, SILVER_CHANGES, "build_silver")
-        event_dates = sorted(r["event_date"] for r in changed_event_dates(changes, days).collect())
+        event_dates = rebuilt_event_dates(spark, root, days)
     if step in ("all", "publish"):
         audit_and_publish(
             spark,

@@ -104,16 +104,21 @@ def test_operator_passes_no_credentials_for_a_local_root(submitted, monkeypatch,
     assert "AWS_SECRET_ACCESS_KEY" not in submitted["env"]
 
 
-def _put_landing_file(endpoint: str, prefix: str) -> None:
+def _s3_client(endpoint: str):
+    """A boto3 S3 client for the moto server, with the test's known fake key."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET,
         region_name="us-east-1",
     )
+
+
+def _put_landing_file(endpoint: str, prefix: str) -> None:
+    client = _s3_client(endpoint)
     line = {
         "event_id": "e1",
         "order_id": "o1",
@@ -135,15 +140,7 @@ def _put_landing_file(endpoint: str, prefix: str) -> None:
 
 
 def _stored_objects(endpoint: str, prefix: str) -> dict[str, bytes]:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    client = _s3_client(endpoint)
     objects = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
         for item in page.get("Contents", []):
