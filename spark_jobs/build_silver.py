@@ -33,7 +33,13 @@ from pyspark.sql import functions as F
 from spark_jobs import wap
 from spark_jobs.accounting import AccountingError, check_accounting, format_accounting
 from spark_jobs.cli import DateRange, UserError, date_range, job_parser, resolve_root, run_cli
-from spark_jobs.fx import DEFAULT_MAX_STALENESS_DAYS, daily_fx_rates, load_currencies, load_fx_rates
+from spark_jobs.fx import (
+    DEFAULT_MAX_STALENESS_DAYS,
+    REPORTING_CURRENCY,
+    daily_fx_rates,
+    fx_rates_for,
+    load_currencies,
+)
 from spark_jobs.ingest_bronze import landing_predicate
 from spark_jobs.locking import writer_lock
 from spark_jobs.session import build_spark
@@ -113,10 +119,17 @@ def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: i
     """Stage silver.purchases (the touched partitions), silver.quarantine and silver.changes."""
     versions = wap.input_versions(spark, root, INPUTS)
     bronze = read_bronze(spark, root, days)
+    currencies = load_currencies()
+    # Only records in another currency than USD need a rate. When the reference rates do
+    # not cover their dates, fx_rates_for stops the run here, before anything is staged.
+    converted = bronze.where(
+        F.col("currency").isin(*currencies) & (F.col("currency") != REPORTING_CURRENCY)
+    )
+    fx_dates = [r["event_date"] for r in touched_event_dates(converted).collect()]
     validated = validate(
         bronze,
-        load_currencies(),
-        daily_fx_rates(load_fx_rates(spark), max_staleness_days),
+        currencies,
+        daily_fx_rates(fx_rates_for(spark, fx_dates, max_staleness_days), max_staleness_days),
         max_staleness_days,
     )
     previous_changes = _read_optional(

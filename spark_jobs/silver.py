@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs import reasons
+from spark_jobs.fx import REPORTING_CURRENCY
 from spark_jobs.tables import (
     FX_RATE,
     LANDING_FIELDS,
@@ -37,6 +38,38 @@ PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
 # beyond it the record is not a credible purchase and USD amounts could overflow MONEY.
 MAX_LINE_AMOUNT = 10**12
 DETAIL_VALUE_CHARS = 100
+
+# Record limits: each is defined here once. docs/DATA_CONTRACT.md quotes them and the
+# silver suite's invariants use the same numbers (tests/spark_jobs/test_record_rules.py
+# checks both), so a limit cannot drift between the rules, the gate and the doc.
+#
+# A landed line longer than this is not a purchase record (a dump, a runaway writer):
+# bronze keeps its first TRUNCATED_LINE_KEPT_CHARS characters plus a mark with its
+# length and SHA-256, so the row stays small and nothing is lost without a trace.
+MAX_LINE_CHARS = 65_536
+TRUNCATED_LINE_KEPT_CHARS = 1_000
+# printf-style: the line's length in characters, then the SHA-256 of its bytes.
+TRUNCATED_LINE_MARK = " [ingest_bronze: truncated line of %d characters, sha256 %s]"
+TRUNCATED_LINE_PATTERN = (
+    r" \[ingest_bronze: truncated line of \d+ characters, sha256 [0-9a-f]{64}\]$"
+)
+# The one bronze row of a landing file (or what is left of it) that could not be read.
+UNREADABLE_FILE_MARK = "[ingest_bronze: unreadable landing file: %s]"
+UNREADABLE_FILE_PATTERN = r"^\[ingest_bronze: unreadable landing file: (.*)\]$"
+# Identifiers are keys and file-name-like values downstream: ASCII letters, digits and a
+# few separators, at most MAX_IDENTIFIER_CHARS. No spaces, quotes, markup (< >), JSON
+# ({ [) or control characters, so a nested object or an HTML fragment is rejected.
+MAX_IDENTIFIER_CHARS = 128
+IDENTIFIER_CHARACTERS = "A-Za-z0-9._:@/#+=~-"
+IDENTIFIER_PATTERN = rf"^[{IDENTIFIER_CHARACTERS}]{{1,{MAX_IDENTIFIER_CHARS}}}$"
+_IDENTIFIER_CHARACTERS_TEXT = "A-Z a-z 0-9 " + " ".join(IDENTIFIER_CHARACTERS[len("A-Za-z0-9") :])
+# The most items one purchase line credibly has; more is a typo or a test order.
+MAX_QUANTITY = 10_000
+# The largest USD amount (absolute, refunds too) one line credibly has.
+MAX_LINE_AMOUNT_USD = 1_000_000
+# A landing field named twice in one object (the last value would win silently). The
+# look-behind skips a key-like text escaped inside a string value.
+_LANDING_KEY_PATTERN = r'(?<!\\)"(' + "|".join(LANDING_FIELDS) + r')"\s*:'
 
 SILVER_COLUMNS = [f.name for f in SILVER_PURCHASES_SCHEMA.fields]
 QUARANTINE_COLUMNS = [f.name for f in SILVER_QUARANTINE_SCHEMA.fields]
@@ -103,7 +136,8 @@ def validate(
 
     ``reason`` is null for a valid record, else the first failing check in
     ``reasons.REASONS`` order. ``daily_rates`` is fx.daily_fx_rates (broadcast: small);
-    event dates are UTC dates, and the FX rate is the one of the event's UTC date.
+    event dates are UTC dates, and the FX rate is the one of the event's UTC date; USD,
+    the reporting currency, is 1 on any date, with the event date as its rate date.
     """
     instant = parse_event_time(F.col("event_time"))
     quantity = F.when(F.col("quantity").rlike(QUANTITY_PATTERN), F.col("quantity").cast("int"))
@@ -125,12 +159,41 @@ def validate(
             F.col("fx_rate_date").alias("_fx_rate_date"),
         )
     )
+    in_reporting_currency = F.col("currency") == REPORTING_CURRENCY
     joined = typed.join(
         rates,
         (F.col("_event_date") == F.col("_fx_date")) & (F.col("currency") == F.col("_fx_currency")),
         "left",
+    ).withColumns(
+        {  # USD is worth 1 USD on any day, dated the event's own day: it needs no table row
+            "_fx_rate": F.when(in_reporting_currency, F.lit(1).cast(FX_RATE)).otherwise(
+                F.col("_fx_rate")
+            ),
+            "_fx_rate_date": F.when(in_reporting_currency, F.col("_event_date")).otherwise(
+                F.col("_fx_rate_date")
+            ),
+        }
     )
     line_amount = F.col("_quantity").cast("decimal(10,0)") * F.col("_unit_price")
+    # Exact decimal product (scale 12), rounded once; try_cast because the amount is
+    # computed for every row, including the quarantined ones beyond MAX_LINE_AMOUNT.
+    amount = F.round(line_amount.try_cast("decimal(16,4)") * F.col("_fx_rate"), 4).cast(MONEY)
+    landing_keys = F.regexp_extract_all(F.col("_raw"), F.lit(_LANDING_KEY_PATTERN), 1)
+    repeated_keys = F.filter(landing_keys, lambda key, i: F.array_position(landing_keys, key) <= i)
+    bad_identifier = F.coalesce(
+        *[
+            F.when(
+                ~F.col(name).rlike(IDENTIFIER_PATTERN),
+                _detail(
+                    f"{name} ",
+                    _quoted(name),
+                    f" is not 1 to {MAX_IDENTIFIER_CHARS} of the characters "
+                    + _IDENTIFIER_CHARACTERS_TEXT,
+                ),
+            )
+            for name in IDENTIFIER_FIELDS
+        ]
+    )
 
     def missing(name: str) -> Column:
         if name in IDENTIFIER_FIELDS:
@@ -145,14 +208,54 @@ def validate(
     )
     checks: list[tuple[str, Column, Column]] = [
         (
+            reasons.UNREADABLE_FILE,
+            F.col("_is_malformed") & F.col("_raw").rlike(UNREADABLE_FILE_PATTERN),
+            _detail(
+                "landing file ",
+                F.col("_source_file"),
+                " cannot be read: ",
+                F.regexp_extract(F.col("_raw"), UNREADABLE_FILE_PATTERN, 1),
+                "; the lines before the damage, if any, are kept: land the file again",
+            ),
+        ),
+        (
+            reasons.LINE_TOO_LONG,
+            F.col("_is_malformed") & F.col("_raw").rlike(TRUNCATED_LINE_PATTERN),
+            _detail(
+                f"line is longer than {MAX_LINE_CHARS} characters: ",
+                F.regexp_extract(F.col("_raw"), r"truncated line of \d+ characters", 0),
+                ", starting ",
+                _quoted("_raw"),
+            ),
+        ),
+        (
+            reasons.INVALID_ENCODING,
+            ~F.is_valid_utf8(F.col("_raw")),
+            _detail("line is not UTF-8 text: ", _quoted("_raw")),
+        ),
+        (
             reasons.MALFORMED_JSON,
             F.col("_is_malformed"),
             _detail("line is not one JSON object: ", _quoted("_raw")),
         ),
         (
+            reasons.DUPLICATE_FIELD,
+            F.size(repeated_keys) > 0,
+            _detail(
+                "field(s) named more than once in the object: ",
+                F.array_join(F.array_distinct(repeated_keys), ", "),
+                " (which value counts would be a guess)",
+            ),
+        ),
+        (
             reasons.MISSING_FIELD,
             F.greatest(*[missing(name) for name in REQUIRED_FIELDS]),
             missing_detail,
+        ),
+        (
+            reasons.INVALID_IDENTIFIER,
+            bad_identifier.isNotNull(),
+            bad_identifier,
         ),
         (
             reasons.INVALID_EVENT_TYPE,
@@ -183,6 +286,15 @@ def validate(
             reasons.INVALID_QUANTITY,
             F.col("_quantity").isNull() | (F.col("_quantity") <= 0),
             _detail("quantity ", _quoted("quantity"), " is not a whole number > 0"),
+        ),
+        (
+            reasons.IMPLAUSIBLE_QUANTITY,
+            F.col("_quantity") > F.lit(MAX_QUANTITY),
+            _detail(
+                "quantity ",
+                _quoted("quantity"),
+                f" is more than the {MAX_QUANTITY} items one line credibly has",
+            ),
         ),
         (
             reasons.INVALID_PRICE,
@@ -219,7 +331,23 @@ def validate(
                 _quoted("currency"),
                 " on ",
                 F.col("_event_date").cast("string"),
-                f" or the {max_staleness_days} day(s) before, in include/reference/fx_rates.csv",
+                f" or the {max_staleness_days} day(s) before in include/reference/fx_rates.csv"
+                " (the ECB did not quote it then: see docs/REFERENCE_DATA.md)",
+            ),
+        ),
+        (
+            reasons.IMPLAUSIBLE_AMOUNT,
+            amount.isNull() | (F.abs(amount) > F.lit(MAX_LINE_AMOUNT_USD)),
+            _detail(
+                "quantity ",
+                _quoted("quantity"),
+                " * unit_price ",
+                _quoted("unit_price"),
+                " ",
+                _quoted("currency"),
+                " is ",
+                F.coalesce(amount.cast("string"), F.lit("too much")),
+                f" USD, more than the {MAX_LINE_AMOUNT_USD} USD one line credibly has",
             ),
         ),
     ]
@@ -228,9 +356,6 @@ def validate(
     for code, failed, text in reversed(checks):
         reason = F.when(failed, F.lit(code)).otherwise(reason)
         detail = F.when(failed, text).otherwise(detail)
-    # Exact decimal product (scale 12), rounded once; try_cast because the amount is
-    # computed for every row, including the quarantined ones beyond MAX_LINE_AMOUNT.
-    amount = F.round(line_amount.try_cast("decimal(16,4)") * F.col("_fx_rate"), 4).cast(MONEY)
     return joined.select(
         "*",
         reason.alias("reason"),

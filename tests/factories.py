@@ -98,3 +98,41 @@ def reset_metadata_db() -> None:
     Pool.create_or_update_pool(
         WRITER_POOL, slots=1, description="lakehouse writers", include_deferred=False
     )
+
+
+# Builders of bad landing input (tests/spark_jobs/test_bad_input_corpus.py and others).
+DROP = object()  # a landing_line override that leaves the field out
+
+
+def landing_line(event_id: str, /, **overrides: object) -> str:
+    """One landing line as JSON text: a sound USD purchase of 2026-03-02 unless overridden.
+
+    An override of ``DROP`` leaves the field out; any other value is written as JSON.
+    """
+    fields: dict[str, object] = {
+        **purchase(event_id, "u1", "2026-03-02T10:00:00Z"),
+        "order_id": f"o-{event_id}",
+    }
+    fields.update(overrides)
+    kept = {k: v for k, v in fields.items() if v is not DROP}
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+
+def land_bytes(root: str, day: dt.date, name: str, data: bytes) -> str:
+    """Land ``data`` byte for byte as file ``name`` of a landing date; returns its path."""
+    folder = Path(landing_day_path(root, day))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def jsonl_bytes(lines: list[str | bytes], newline: bytes = b"\n") -> bytes:
+    """Lines (text as UTF-8, or bytes as they are) joined into a landing file's bytes."""
+    encoded = [line if isinstance(line, bytes) else line.encode() for line in lines]
+    return b"".join(line + newline for line in encoded)
+
+
+def table_frame(spark, root: str, table):
+    """A published Delta table of a lakehouse as a DataFrame."""
+    return spark.read.format("delta").load(table.path(root))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs import build_silver, reasons, silver, wap
+from spark_jobs import build_silver, ingest_bronze, reasons, silver, wap
 from spark_jobs.accounting import AccountingRow, check_accounting
 from spark_jobs.cli import EXIT_BAD_INPUT, DateRange, run_cli
 from spark_jobs.config import PROJECT_ROOT
@@ -29,6 +29,7 @@ from spark_jobs.tables import (
     landing_path,
     reference_path,
 )
+from tests.factories import land, purchase, run_stage
 from tests.spark_jobs.test_ingest_bronze import (
     ingest,
     publish_ungated,
@@ -123,9 +124,30 @@ BAD_LINES = {
         ["currency", "'XXX'"],
     ),
     "q-no-rate": (
-        record("q-no-rate", currency="EUR", event_time="2023-12-30T12:00:00Z"),
+        # The ECB reference rates start in 1999 but quote BRL only from 2008-01-02.
+        record("q-no-rate", currency="BRL", event_time="2005-06-01T12:00:00Z"),
         reasons.NO_FX_RATE,
-        ["'EUR'", "2023-12-30"],
+        ["'BRL'", "2005-06-01"],
+    ),
+    "q-dup-key": (
+        record("q-dup-key")[:-1] + ',"quantity":3}',
+        reasons.DUPLICATE_FIELD,
+        ["quantity"],
+    ),
+    "q-identifier": (
+        record("q-identifier", user_id="<b>u1</b>"),
+        reasons.INVALID_IDENTIFIER,
+        ["user_id", "'<b>u1</b>'"],
+    ),
+    "q-qty-huge": (
+        record("q-qty-huge", quantity=10001),
+        reasons.IMPLAUSIBLE_QUANTITY,
+        ["quantity", "'10001'"],
+    ),
+    "q-amount": (
+        record("q-amount", quantity=3, unit_price="400000"),
+        reasons.IMPLAUSIBLE_AMOUNT,
+        ["1200000", "USD"],
     ),
     # Both the event type and the quantity are wrong: the earlier check names it.
     "q-first-wins": (
@@ -204,7 +226,9 @@ def test_each_bad_record_is_quarantined_with_its_reason_and_detail(handwritten):
         assert all(w in row["reason_detail"] for w in words), (event_id, row["reason_detail"])
         assert row["_source_file"] == handwritten["sources"]["a"]
         assert row["_landing_date"] == D1
-    assert set(reasons.REASONS) == {reason for _, reason, _ in BAD_LINES.values()}
+    # Unreadable files, long lines and bad encodings: tests/spark_jobs/test_bad_input_corpus.py.
+    by_line = {reasons.UNREADABLE_FILE, reasons.LINE_TOO_LONG, reasons.INVALID_ENCODING}
+    assert set(reasons.REASONS) - by_line == {reason for _, reason, _ in BAD_LINES.values()}
 
 
 def test_first_failing_check_names_the_record(handwritten):
@@ -281,7 +305,7 @@ def test_late_purchase_lands_in_its_event_day_and_is_reported_changed(handwritte
 
 def test_nothing_is_lost_on_the_handwritten_days(handwritten):
     assert handwritten["accounting"] == [
-        AccountingRow(D1, bronze=21, silver=5, quarantine=14, duplicates=2),
+        AccountingRow(D1, bronze=25, silver=5, quarantine=18, duplicates=2),
         AccountingRow(D2, bronze=2, silver=1, quarantine=0, duplicates=1),
     ]
 
@@ -459,3 +483,24 @@ def test_silver_module_runs_as_a_script_for_spark_submit():
         check=False,
     )
     assert result.returncode == 0 and "--fx-max-staleness-days" in result.stdout
+
+
+def test_one_implausible_record_is_quarantined_and_the_rest_of_the_day_publishes(spark, lakehouse):
+    # Issue 12: one line beyond a record limit used to fail the silver gate for the day.
+    good = [purchase(f"g{n}", f"u{n % 7}", "2026-03-02T10:00:00Z") for n in range(50)]
+    big_yen = {
+        **purchase("jpy", "u1", "2026-03-02T11:00:00Z"),
+        "unit_price": "1200000",
+        "currency": "JPY",
+    }
+    land(lakehouse, D1, [*good, big_yen, purchase("huge", "u2", "2026-03-02T12:00:00Z", 10001)])
+
+    run_stage(ingest_bronze, lakehouse, D1)
+    run_stage(build_silver, lakehouse, D1)
+
+    published = spark.read.format("delta").load(SILVER_PURCHASES.path(lakehouse))
+    quarantine = spark.read.format("delta").load(SILVER_QUARANTINE.path(lakehouse)).collect()
+    assert published.count() == 51
+    assert published.where(F.col("event_id") == "jpy").count() == 1
+    assert [(r["event_id"], r["reason"]) for r in quarantine] == [("huge", "IMPLAUSIBLE_QUANTITY")]
+    assert "'10001'" in quarantine[0]["reason_detail"]
