@@ -13,7 +13,9 @@ does not grow with history. A range runs day after day in one Spark session.
 Landing dates may be processed in any order. Every later landing date already published
 (gold.feature_landings) built its versions on the state of the days before it, so a run
 of an earlier date recomputes the range from its start through the newest published
-landing date, and the tables end as one in-order pass would leave them.
+landing date, and the tables end as one in-order pass would leave them. A run never
+builds on a hole: it starts right after the newest published date before its range,
+computing any date in between as one that landed nothing (until that date runs itself).
 
     python -m spark_jobs.build_features --root R --start 2026-03-01 --end 2026-03-31
 """
@@ -200,32 +202,47 @@ def feature_frames(
     }
 
 
-def newest_published_landing(spark: SparkSession, root: str) -> dt.date | None:
-    """The latest landing date whose features are published (None before the first)."""
+def published_landings(spark: SparkSession, root: str) -> list[dt.date]:
+    """The landing dates whose features are published, in order (none before the first)."""
     path = GOLD_FEATURE_LANDINGS.path(root)
     if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return spark.read.format("delta").load(path).agg(F.max("_landing_date")).first()[0]
+        return []
+    rows = spark.read.format("delta").load(path).select("_landing_date").distinct().collect()
+    return sorted(row["_landing_date"] for row in rows)
 
 
 def cascade_range(spark: SparkSession, root: str, days: DateRange) -> DateRange:
-    """The landing dates a run of ``days`` computes: through the newest published one.
+    """The landing dates a run of ``days`` computes: a gap-free stretch of published ones.
 
-    A later landing date's versions start from the state of the days before it, so they
-    are recomputed whenever an earlier date is (the same versions when nothing changed,
-    each still stamped with its own landing date's ``available_at``).
+    Each landing date's versions build on the state of the day before it. So a run also
+    recomputes every later published landing date (the same versions when nothing
+    changed, each still stamped with its own landing date's ``available_at``), and it
+    starts right after the newest published date before ``days``: a date in between that
+    has not run yet is computed as a day that landed nothing, and is recomputed the same
+    way once it runs.
     """
-    newest = newest_published_landing(spark, root)
-    if newest is None or newest <= days.end:
-        return days
-    log.warning(
-        "landing dates %s..%s are published and build on %s..%s: recomputing them too",
-        days.end + ONE_DAY,
-        newest,
-        days.start,
-        days.end,
-    )
-    return DateRange(days.start, newest)
+    published = published_landings(spark, root)
+    earlier = [day for day in published if day < days.start]
+    start = earlier[-1] + ONE_DAY if earlier else days.start
+    end = max([days.end, *published])
+    if start < days.start:
+        log.warning(
+            "landing dates %s..%s have no published features and %s..%s build on them: "
+            "computing them as days that landed nothing (a run of them recomputes them)",
+            start,
+            days.start - ONE_DAY,
+            days.start,
+            days.end,
+        )
+    if end > days.end:
+        log.warning(
+            "landing dates %s..%s are published and build on %s..%s: recomputing them too",
+            days.end + ONE_DAY,
+            end,
+            days.start,
+            days.end,
+        )
+    return DateRange(start, end)
 
 
 def staged_range(spark: SparkSession, root: str, run_key: str) -> DateRange:

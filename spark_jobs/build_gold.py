@@ -57,6 +57,7 @@ from spark_jobs.wap import (
     input_versions,
     record_inputs,
     replace_where,
+    require_finished,
     stage_outputs,
 )
 
@@ -68,8 +69,12 @@ log = logging.getLogger(__name__)
 
 
 def read_table(spark: SparkSession, root: str, table: Table, produced_by: str) -> DataFrame:
-    """A published table, or a clear error naming the job that produces it."""
+    """A published table, or a clear error naming the job that produces it.
+
+    Refused while the table's stage has an unfinished publish (``wap.require_finished``).
+    """
     path = table.path(root)
+    require_finished(spark, root, [table])
     if not DeltaTable.isDeltaTable(spark, path):
         raise UserError(
             f"{table.name} not found at {path}: run {produced_by} for these dates first"

@@ -85,6 +85,7 @@ def read_bronze(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
     """Bronze rows of the landing dates; UserError when bronze never ingested one of them."""
     path = BRONZE_PURCHASES.path(root)
     log_path = BRONZE_LANDING_LOG.path(root)
+    wap.require_finished(spark, root, [BRONZE_PURCHASES, BRONZE_LANDING_LOG])
     if not DeltaTable.isDeltaTable(spark, path) or not DeltaTable.isDeltaTable(spark, log_path):
         raise UserError(
             f"no bronze table at {path}: run ingest_bronze --start {days.start} "

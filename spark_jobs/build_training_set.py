@@ -70,6 +70,7 @@ from spark_jobs.wap import (
     STEPS,
     Output,
     audit_and_publish,
+    consistent_version,
     latest_version,
     read_staged,
     stage_outputs,
@@ -853,7 +854,8 @@ def build(spark: SparkSession, root: str, request: Request) -> dict[str, Any]:
         if request.input_versions is not None:
             version = request.input_versions[table.name]
         else:
-            version = latest_version(spark, path)
+            # As of the features' last finished publish: never half of one.
+            version = consistent_version(spark, root, table)
             if version < 0:
                 raise UserError(
                     f"feature table {table.name} does not exist at {path}: build it first"

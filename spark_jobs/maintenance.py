@@ -30,7 +30,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs import manifest as manifests
-from spark_jobs import storage
+from spark_jobs import storage, wap
 from spark_jobs.cli import UserError, job_parser, resolve_root, run_cli
 from spark_jobs.session import build_spark
 from spark_jobs.tables import (
@@ -178,6 +178,20 @@ def plans(
             protected[_normalise(table.path(root))] = 0
         for manifest_file in unreadable:
             protected[_normalise(manifest_file.rsplit("/", 1)[0])] = 0
+    # Readers of a stage whose publish has not finished read the versions from before
+    # it (wap.consistent_version): those must outlive this run's VACUUM too.
+    by_name = {table.name: table for table in ALL_TABLES}
+    for name, unfinished in wap.unfinished_tables(spark, root).items():
+        if name not in by_name or unfinished.version < 0:
+            continue
+        log.warning(
+            "%s: %s has not finished; keeping version %s for its readers (rerun that stage)",
+            name,
+            unfinished.describe(),
+            unfinished.version,
+        )
+        key = _normalise(by_name[name].path(root))
+        protected[key] = min(protected.get(key, unfinished.version), unfinished.version)
     result = []
     for path in delta_tables(spark, root):
         version = protected.get(_normalise(path))

@@ -355,6 +355,11 @@ def staging_root(root: str) -> str:
     return join_path(root, "_staging")
 
 
+def publishing_root(root: str) -> str:
+    """Folder of the intents of multi-table publishes in progress (``_publishing``)."""
+    return join_path(root, "_publishing")
+
+
 def staging_path(root: str, table: Table, run_key: str) -> str:
     """Where a stage writes its output before the gate validates and publishes it.
 

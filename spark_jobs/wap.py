@@ -24,7 +24,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs import storage
 from spark_jobs.cli import GateFailed, UserError
-from spark_jobs.tables import Table, join_path, staging_path
+from spark_jobs.names import child_path
+from spark_jobs.tables import Table, join_path, publishing_root, staging_path
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def audit_and_publish(
             + "\n".join(g.summary() for g in failures)
         )
     fault_point(f"gated:{stage}")
+    begin_publish(spark, root, stage, run_key, [o.table for o in outputs])
     for output in outputs:
         path = output.table.path(root)
         result.row_counts[output.table.name] = staged[output.table].count()
@@ -148,11 +150,133 @@ def audit_and_publish(
         result.versions[output.table.name] = latest_version(spark, path)
         log.info("published %s version %s", output.table.name, result.versions[output.table.name])
         fault_point(f"published:{output.table.name}")
+    end_publish(spark, root, stage, run_key)
     result.published = True
     for gate in result.gate_results.values():
         gates.index_validation(spark, root, gate)  # type: ignore[arg-type]
     remove_staged(spark, root, [o.table for o in outputs], run_key)
     return result
+
+
+def publish_intent_path(root: str, stage: str, run_key: str) -> str:
+    """Where a stage's publish records the versions its tables had before it began.
+
+    One file per stage and date range (the run part of the key left out): a rerun of
+    the same dates by any run, Airflow retry or manual, finishes the same publish.
+    """
+    dates = run_key.split("__", 1)[0]
+    return child_path(publishing_root(root), f"{stage}__{dates}", "publish intent") + ".json"
+
+
+def begin_publish(
+    spark: SparkSession, root: str, stage: str, run_key: str, tables: Sequence[Table]
+) -> None:
+    """Record the last consistent version of each table before a multi-table publish.
+
+    Until ``end_publish``, readers (``read_consistent``) see those versions, so no one
+    reads a stage whose commits are half done. A publish that was cut short left its
+    intent: it is kept, because the tables have moved on since those versions were taken.
+    """
+    path = publish_intent_path(root, stage, run_key)
+    if storage.read_text(spark, path) is not None:
+        log.warning("finishing the publish of stage %s that %s began before", stage, path)
+        return
+    versions = {table.name: latest_version(spark, table.path(root)) for table in tables}
+    intent = {"stage": stage, "run_key": run_key, "versions": versions}
+    storage.write_text_atomic(spark, path, json.dumps(intent, sort_keys=True))
+
+
+def end_publish(spark: SparkSession, root: str, stage: str, run_key: str) -> None:
+    """Every table of the stage is committed: readers see the new versions."""
+    storage.delete_tree(spark, publish_intent_path(root, stage, run_key))
+
+
+def unfinished_publishes(spark: SparkSession, root: str) -> list[dict]:
+    """The intents of publishes in progress or cut short by a kill (oldest first)."""
+    intents = []
+    for entry in storage.children(spark, publishing_root(root)):
+        if entry.is_dir or not entry.path.endswith(".json"):
+            continue
+        text = storage.read_text(spark, entry.path)
+        if text is None:  # finished between the listing and the read
+            continue
+        try:
+            intent = json.loads(text)
+        except ValueError:
+            log.warning("ignoring unreadable publish intent %s", entry.path)
+            continue
+        intents.append({**intent, "path": entry.path})
+    return intents
+
+
+@dataclass(frozen=True)
+class UnfinishedPublish:
+    """A table's version from before a publish that has not finished, and which publish."""
+
+    version: int
+    stage: str
+    dates: str  # "2026-03-02..2026-03-02"
+
+    def describe(self) -> str:
+        return f"the publish of stage {self.stage} for landing dates {self.dates}"
+
+
+def unfinished_tables(spark: SparkSession, root: str) -> dict[str, UnfinishedPublish]:
+    """Tables with an unfinished publish, each with the version from before it.
+
+    With several unfinished publishes of one table, the earliest version wins: the
+    newest version every one of them left intact.
+    """
+    pinned: dict[str, UnfinishedPublish] = {}
+    for intent in unfinished_publishes(spark, root):
+        start, _, end = intent["run_key"].split("__", 1)[0].partition("_")
+        for name, version in intent["versions"].items():
+            if name not in pinned or version < pinned[name].version:
+                pinned[name] = UnfinishedPublish(int(version), intent["stage"], f"{start}..{end}")
+    return pinned
+
+
+def consistent_version(spark: SparkSession, root: str, table: Table) -> int:
+    """The version of a table as of its last finished publish (-1: none yet).
+
+    Normally the newest version. While a stage publishes, or after a kill cut its
+    publish short, the version from before that publish: a reader never combines
+    tables of which some hold a publish and others do not.
+    """
+    unfinished = unfinished_tables(spark, root).get(table.name)
+    if unfinished is None:
+        return latest_version(spark, table.path(root))
+    log.warning(
+        "%s: %s has not finished; reading version %s, from before it",
+        table.name,
+        unfinished.describe(),
+        unfinished.version,
+    )
+    return unfinished.version
+
+
+def read_consistent(spark: SparkSession, root: str, table: Table) -> DataFrame | None:
+    """A table as of its last finished publish (``consistent_version``); None if none."""
+    version = consistent_version(spark, root, table)
+    if version < 0:
+        return None
+    return spark.read.format("delta").option("versionAsOf", version).load(table.path(root))
+
+
+def require_finished(spark: SparkSession, root: str, tables: Sequence[Table]) -> None:
+    """Refuse to build on a table whose last publish was cut short (UserError).
+
+    A writer never builds on a stage of which some tables hold a publish and others do
+    not; rerunning the stage for the dates named finishes that publish.
+    """
+    unfinished = unfinished_tables(spark, root)
+    for table in tables:
+        if table.name in unfinished:
+            pin = unfinished[table.name]
+            raise UserError(
+                f"{table.name}: {pin.describe()} did not finish (a run killed while "
+                f"committing?): run that stage again for {pin.dates}, then this one"
+            )
 
 
 def remove_staged(spark: SparkSession, root: str, tables: Sequence[Table], run_key: str) -> None:

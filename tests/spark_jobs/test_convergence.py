@@ -82,6 +82,28 @@ def test_a_rerun_that_drops_a_user_drops_their_feature_snapshot(spark, lakehouse
         assert sorted(r["user_id"] for r in frame.collect()) == ["u1"], table.name
 
 
+def test_a_day_run_while_the_day_before_never_ran_counts_the_whole_history(spark, lakehouse):
+    # Days 1, 2 and 4 run; day 3 is still waiting for its files. Day 4's snapshot must
+    # still count every order known by then (lifetime >= 90 days), and once day 3 runs
+    # the tables equal one in-order pass.
+    days = [dt.date(2026, 3, n) for n in (1, 2, 3, 4)]
+    for number, day in enumerate(days):
+        land(lakehouse, day, [purchase(f"e-{number}", "u1", f"{day}T10:00:00Z")])
+    for day in (days[0], days[1], days[3]):
+        run_day(lakehouse, day)
+
+    features = spark.read.format("delta").load(GOLD_USER_FEATURES.path(lakehouse))
+    [snapshot] = features.where(F.col("as_of_date") == days[3]).collect()
+    assert (snapshot["lifetime_orders"], snapshot["orders_7d"]) == (3, 3)
+
+    run_day(lakehouse, days[2])
+    serial = str(Path(lakehouse).parent / "serial")
+    shutil.copytree(Path(lakehouse) / "landing", Path(serial) / "landing")
+    for day in days:
+        run_day(serial, day)
+    assert differences(published_rows(spark, lakehouse), published_rows(spark, serial)) == []
+
+
 @pytest.fixture(scope="module")
 def generated_feed(tmp_path_factory) -> Path:
     """A generated multi-day feed (retries, late events, refunds, defects), landed once."""

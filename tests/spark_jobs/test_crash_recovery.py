@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import build_features, build_gold, build_silver, ingest_bronze
+from spark_jobs import build_features, build_gold, build_silver, ingest_bronze, maintenance, wap
+from spark_jobs.cli import UserError
 from spark_jobs.config import PROJECT_ROOT
 from spark_jobs.gates import INDEX_FILE
-from spark_jobs.tables import reports_path
+from spark_jobs.tables import SILVER_CHANGES, SILVER_PURCHASES, reports_path
 from spark_jobs.wap import FAULT_POINT_ENV
 from tests.factories import differences, land, published_rows, purchase, run_day, run_stage
 
@@ -101,3 +102,36 @@ def test_a_kill_at_any_step_then_a_rerun_leaves_the_tables_of_a_clean_run(spark,
         run_stage(job, crashed, DAY2)
 
     assert differences(published_rows(spark, crashed), expected) == []
+
+
+def test_a_publish_cut_short_is_hidden_from_readers_and_refused_by_writers(spark, tmp_path):
+    root = str(tmp_path / "lakehouse")
+    land_two_days(root)
+    run_day(root, DAY1)
+    silver_path = SILVER_PURCHASES.path(root)
+    day1_rows = sorted(spark.read.format("delta").load(silver_path).collect())
+
+    killed_run(build_silver, root, DAY2, "published:silver.purchases")
+
+    # silver.purchases holds day 2's rows, silver.changes does not: half a publish.
+    assert spark.read.format("delta").load(silver_path).count() > len(day1_rows)
+    assert sorted(wap.read_consistent(spark, root, SILVER_PURCHASES).collect()) == day1_rows
+    changes_version = wap.latest_version(spark, SILVER_CHANGES.path(root))
+    assert wap.consistent_version(spark, root, SILVER_CHANGES) == changes_version
+    pinned = wap.consistent_version(spark, root, SILVER_PURCHASES)
+    now = dt.datetime.now(dt.UTC)
+    [plan] = [
+        p
+        for p in maintenance.plans(spark, root, now, 168)
+        if p.path.endswith("/purchases") and "/silver/" in p.path
+    ]
+    assert plan.protected_version == pinned  # VACUUM keeps what readers now read
+    with pytest.raises(UserError, match=r"stage silver for landing dates 2026-03-02\.\.2026-03-02"):
+        build_gold.main(["--root", root, "--start", str(DAY2)])
+
+    run_stage(build_silver, root, DAY2)  # the rerun finishes the publish
+    assert wap.unfinished_publishes(spark, root) == []
+    assert wap.consistent_version(spark, root, SILVER_PURCHASES) == wap.latest_version(
+        spark, silver_path
+    )
+    run_stage(build_gold, root, DAY2)
