@@ -111,6 +111,7 @@ def test_a_publish_cut_short_is_hidden_from_readers_and_refused_by_writers(spark
     silver_path = SILVER_PURCHASES.path(root)
     day1_rows = sorted(spark.read.format("delta").load(silver_path).collect())
 
+    run_stage(ingest_bronze, root, DAY2)
     killed_run(build_silver, root, DAY2, "published:silver.purchases")
 
     # silver.purchases holds day 2's rows, silver.changes does not: half a publish.
