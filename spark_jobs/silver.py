@@ -436,14 +436,20 @@ def silver_changes(landed: DataFrame, previous: DataFrame) -> DataFrame:
 
     ``landed`` are the run's winners (pick_winners), ``previous`` the changes
     those landing dates recorded before; a pair they no longer have keeps a row with 0
-    rows, so downstream rebuilds the pair whose rows were removed.
+    rows, so downstream rebuilds the pair whose rows were removed. When another landing
+    date of the run now holds that user's rows of the event date (an earlier delivery
+    won them), the pair goes instead: the run's changes already make downstream rebuild
+    that event date, and an in-order pass never recorded the pair at all.
     """
     current = landed.groupBy(*CHANGES_KEY).agg(F.count(F.lit(1)).alias("rows"))
-    return (
+    held = landed.select("event_date", "user_id").distinct()
+    gone = (
         previous.select(*CHANGES_KEY)
-        .join(current, CHANGES_KEY, "full")
-        .select(*CHANGES_KEY, F.coalesce(F.col("rows"), F.lit(0)).cast("long").alias("rows"))
+        .join(current.select(*CHANGES_KEY), CHANGES_KEY, "left_anti")
+        .join(held, ["event_date", "user_id"], "left_anti")
+        .select(*CHANGES_KEY, F.lit(0).cast("long").alias("rows"))
     )
+    return current.select(*CHANGES_KEY, F.col("rows").cast("long").alias("rows")).unionByName(gone)
 
 
 def other_landings_changes(kept_others: DataFrame, previous_others: DataFrame) -> DataFrame:
