@@ -34,7 +34,7 @@ setup: $(DEPS_STAMP) $(JARS_STAMP) ## create .venv from the lock and fetch the S
 jars: $(JARS_STAMP) ## fetch Delta and S3A jars into .cache/jars (Maven, include/pom.xml)
 
 demo: setup ## set up, then run the whole pipeline on a local lakehouse and say where to look
-	$(PY) -m include.demo --root $(LAKEHOUSE_ROOT) --start $(DEMO_START) --end $(DEMO_END) --users $(DEMO_USERS)
+	$(PY) -m devtools.demo --root $(LAKEHOUSE_ROOT) --start $(DEMO_START) --end $(DEMO_END) --users $(DEMO_USERS)
 
 test: setup ## run the whole test suite (Spark, Delta, GX, Airflow, browser)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
@@ -54,7 +54,7 @@ lock: ## recompile requirements.txt (exact pins) from requirements.in
 	uv pip compile -q requirements.in --python-version 3.11 -o requirements.txt
 
 airflow: setup ## start Airflow (API server, scheduler, DAG processor) on http://127.0.0.1:8080
-	$(PY) -m include.airflow_local start
+	$(PY) -m devtools.airflow_local start
 
 bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/ingest.py

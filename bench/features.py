@@ -14,7 +14,7 @@ work as its first run, since runs are idempotent):
   day_365   the same for the last day, after days 1..364 are built
   backfill  the last --backfill-days days in one build_features call (in-process)
   one_day   the same days as one-day in-process calls (no JVM start), extrapolated
-  process   --process-days of them as separate `python -m spark_jobs.build_features`
+  process   --process-days of them as separate `python -m spark_jobs.jobs.build_features`
             processes (JVM start included, run after this session stops), extrapolated
 
 and prints day_365/day_30 (goal <= 1.2) and backfill/(backfill-days x process) (goal
@@ -41,16 +41,17 @@ sys.path.insert(0, str(PROJECT))
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from spark_jobs import build_features, build_gold  # noqa: E402
-from spark_jobs.config import Settings  # noqa: E402
-from spark_jobs.session import build_spark  # noqa: E402
-from spark_jobs.tables import (  # noqa: E402
+from spark_jobs import build_gold  # noqa: E402
+from spark_jobs.catalog import (  # noqa: E402
     MONEY,
     SILVER_CHANGES,
     SILVER_CHANGES_SCHEMA,
     SILVER_PURCHASES,
     SILVER_PURCHASES_SCHEMA,
 )
+from spark_jobs.config import Settings  # noqa: E402
+from spark_jobs.jobs import build_features  # noqa: E402
+from spark_jobs.session import build_spark  # noqa: E402
 
 FIRST_DAY = dt.date(2025, 1, 1)
 
@@ -136,10 +137,15 @@ def median_run(module: object, root: str, day: dt.date, repeat: int) -> float:
 
 
 def process_run(root: str, day: dt.date) -> float:
-    """Seconds of one `python -m spark_jobs.build_features` process for one day."""
+    """Seconds of one `python -m spark_jobs.jobs.build_features` process for one day."""
     began = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "spark_jobs.build_features", "--root", root, "--start", str(day)],
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.jobs.build_features",
+            *("--root", root, "--start", str(day)),
+        ],
         cwd=PROJECT,
         env={**os.environ, "PYTHONPATH": str(PROJECT), "LAKEHOUSE_LOG_LEVEL": "WARNING"},
         check=True,

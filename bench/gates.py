@@ -29,9 +29,10 @@ from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from spark_jobs import build_features, build_gold, build_silver, gates, ingest_bronze
+from devtools.generate_purchases import generate
 from spark_jobs.config import Settings
-from spark_jobs.generate_purchases import generate
+from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
+from spark_jobs.quality import gates
 from spark_jobs.session import build_spark
 
 FIRST_DAY = dt.date(2026, 3, 2)

@@ -23,14 +23,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_jobs import build_silver, ingest_bronze, wap
-from spark_jobs.accounting import check_accounting
+from devtools.generate_purchases import generate
+from spark_jobs.catalog import LANDING_SCHEMA, join_path
 from spark_jobs.cli import DateRange
 from spark_jobs.config import Settings
-from spark_jobs.fx import DEFAULT_MAX_STALENESS_DAYS
-from spark_jobs.generate_purchases import generate
+from spark_jobs.jobs import build_silver, ingest_bronze
+from spark_jobs.quality import wap
+from spark_jobs.quality.accounting import check_accounting
 from spark_jobs.session import build_spark
-from spark_jobs.tables import LANDING_SCHEMA, join_path
+from spark_jobs.transforms.fx import DEFAULT_MAX_STALENESS_DAYS
 
 START = dt.date(2026, 3, 2)
 

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from spark_jobs import pit
 from spark_jobs.config import Settings
 from spark_jobs.session import build_spark
+from spark_jobs.transforms import pit
 
 DAY0 = dt.date(2026, 1, 1)
 FEATURES = (

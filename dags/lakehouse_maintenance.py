@@ -10,7 +10,7 @@ published training set can still be rebuilt by time travel (`--rebuild-from`). F
 such tables the Delta log retention is raised as well. The plan per table (retention
 hours, protected version) is in the task log.
 
-Run `python -m spark_jobs.maintenance --root R --dry-run` to see the plan without
+Run `python -m spark_jobs.jobs.maintenance --root R --dry-run` to see the plan without
 changing anything.
 """
 

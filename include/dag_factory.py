@@ -22,7 +22,7 @@ from spark_jobs.names import UnsafeNameError, validate_name
 OWNER = "data-platform"
 
 # Relative locations of the tables people read (internal "_" tables have no Asset), as
-# in spark_jobs.tables, which imports pyspark and so cannot be read at parse time;
+# in spark_jobs.catalog, which imports pyspark and so cannot be read at parse time;
 # tests/dags asserts the two agree.
 TABLE_PATHS = {
     "bronze.purchases": "bronze/purchases",
@@ -74,7 +74,7 @@ PURCHASE_STAGES = (
 SPARK_EXECUTION_TIMEOUT = dt.timedelta(hours=2)
 RUN_ID = "{{ run_id }}"
 # Every task that writes lakehouse tables takes a slot of this pool (one slot, made by
-# `python -m include.airflow_local start` and documented in docs/AIRFLOW.md), so DAGs,
+# `python -m devtools.airflow_local start` and documented in docs/AIRFLOW.md), so DAGs,
 # backfills and maintenance write one at a time.
 WRITER_POOL = "lakehouse_writers"
 
@@ -135,7 +135,7 @@ def spark_job(
     outlets: Sequence[Asset] = (),
     **kwargs: object,
 ) -> LakehouseSparkSubmitOperator:
-    """A task that spark-submits ``spark_jobs/<job>.py --root <root> <args>``."""
+    """A task that spark-submits ``spark_jobs/jobs/<job>.py --root <root> <args>``."""
     kwargs.setdefault("pool", WRITER_POOL)
     return LakehouseSparkSubmitOperator(
         task_id=task_id,
@@ -168,7 +168,7 @@ def stage_tasks(
         stage.job,
         [*dates, "--step", "build"],
         doc_md=f"**Build** `{stage.produces}` into staging. {stage.doc}\n\n"
-        f"Runs `spark_jobs/{stage.job}.py --step build`; publishes nothing.",
+        f"Runs `spark_jobs/jobs/{stage.job}.py --step build`; publishes nothing.",
         root=root,
     )
     gate = spark_job(

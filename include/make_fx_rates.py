@@ -14,7 +14,7 @@ For each currency of include/reference/currencies.csv but USD, every day the ECB
 both it and the US dollar gives one row ``date,currency,rate_to_usd``: the USD value of
 one unit, (USD per EUR) / (currency per EUR), and for EUR itself USD per EUR; rounded
 half-up to 8 decimals (silver's FX_RATE scale). USD has no rows: it is the reporting
-currency and converts at 1 on every day by rule (spark_jobs/fx.py). Rows are sorted by
+currency and converts at 1 on every day by rule (spark_jobs/transforms/fx.py). Rows are sorted by
 date, then currency, so the same input always gives the same bytes. See
 docs/REFERENCE_DATA.md.
 """
@@ -32,9 +32,14 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
+from spark_jobs.catalog import FX_RATE, reference_path
 from spark_jobs.cli import EXIT_BAD_INPUT
-from spark_jobs.fx import ECB_HISTORY_URL, FX_RATES_SCHEMA, REPORTING_CURRENCY, load_currencies
-from spark_jobs.tables import FX_RATE, reference_path
+from spark_jobs.transforms.fx import (
+    ECB_HISTORY_URL,
+    FX_RATES_SCHEMA,
+    REPORTING_CURRENCY,
+    load_currencies,
+)
 
 ECB_BASE_CURRENCY = "EUR"
 RATE_QUANTUM = Decimal(1).scaleb(-FX_RATE.scale)  # silver stores rates with this scale

@@ -1,6 +1,6 @@
 """The two operators the lakehouse DAGs are made of.
 
-``LakehouseSparkSubmitOperator`` submits ``spark_jobs/<job>.py`` through the Spark
+``LakehouseSparkSubmitOperator`` submits ``spark_jobs/jobs/<job>.py`` through the Spark
 provider (the ``spark_default`` connection decides ``local[*]`` or a cluster master),
 turns the jobs' exit codes into Airflow outcomes (a failed gate or bad input fails at
 once, without retries) and puts the published Delta version and row counts on the
@@ -27,11 +27,11 @@ INDEX_TAIL_BYTES = 256 * 1024
 
 def job_application(job: str) -> str:
     """Absolute path of a job module, the file spark-submit runs."""
-    return str(PROJECT_ROOT / "spark_jobs" / f"{job}.py")
+    return str(PROJECT_ROOT / "spark_jobs" / "jobs" / f"{job}.py")
 
 
 class LakehouseSparkSubmitOperator(SparkSubmitOperator):
-    """spark-submit one lakehouse job (``spark_jobs/<job>.py --root R ...``) in client mode.
+    """spark-submit one lakehouse job (``spark_jobs/jobs/<job>.py --root R ...``) in client mode.
 
     On success, every outlet Asset whose URI is a Delta table gets an event carrying
     that table's new version and the commit's row counts; with ``published_training_set``
@@ -130,7 +130,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
 
     def _record_outlet_events(self, context: Context) -> None:
         from include.delta_log import latest_commit
-        from spark_jobs.tables import training_path
+        from spark_jobs.catalog import training_path
 
         for asset in self.outlets:
             if self.published_training_set:
@@ -161,7 +161,7 @@ def latest_validation(root: str, table: str) -> dict[str, object] | None:
 
     Only the end of the index is read: it grows by one line per validation.
     """
-    from spark_jobs.tables import reports_path
+    from spark_jobs.catalog import reports_path
 
     index = Path(reports_path(root), "index.jsonl")
     if "://" in root or not index.is_file():
@@ -283,13 +283,13 @@ class LandingDaySensor(BaseSensorOperator):
         self.aws_conn_id = aws_conn_id
 
     def _folder(self) -> str:
-        from spark_jobs.tables import landing_day_path
+        from spark_jobs.catalog import landing_day_path
 
         return landing_day_path(self.lakehouse_root, self.landing_date)
 
     def poke(self, context: Context) -> bool:
         """True once the landing date's folder holds a landing file."""
-        from spark_jobs.tables import is_landing_file
+        from spark_jobs.catalog import is_landing_file
 
         folder = self._folder()
         self.log.info("looking for landing files in %s", folder)

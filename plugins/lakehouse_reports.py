@@ -21,24 +21,18 @@ from __future__ import annotations
 import html
 import json
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    # Airflow imports plugins by file; the catalog lives in the project's package.
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from airflow.plugins_manager import AirflowPlugin  # noqa: E402
-
-from spark_jobs.gates import INDEX_FILE  # noqa: E402
-from spark_jobs.tables import reports_path  # noqa: E402
+from spark_jobs.catalog import reports_path
+from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT
+from spark_jobs.quality.gates import INDEX_FILE
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -82,7 +76,7 @@ Filter: <form style="display:inline" method="get">
 
 def lakehouse_root() -> str:
     """The lakehouse root the API server sees: ``LAKEHOUSE_ROOT``, else ``<project>/lakehouse``."""
-    return os.environ.get("LAKEHOUSE_ROOT") or str(PROJECT_ROOT / "lakehouse")
+    return os.environ.get("LAKEHOUSE_ROOT") or str(DEFAULT_LAKEHOUSE_ROOT)
 
 
 def read_index(root: str) -> list[dict]:

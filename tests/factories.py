@@ -9,8 +9,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from spark_jobs import build_features, build_gold, build_silver, ingest_bronze
-from spark_jobs.tables import ALL_TABLES, landing_day_path
+from spark_jobs.catalog import ALL_TABLES, landing_day_path
+from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
 
 STAGES = (ingest_bronze, build_silver, build_gold, build_features)
 

@@ -77,10 +77,10 @@ def s3_root(spark, s3_endpoint, monkeypatch) -> str:
 
 
 def test_bronze_and_silver_build_on_an_s3a_root(spark, s3_root):
-    from spark_jobs import build_silver, ingest_bronze
-    from spark_jobs.accounting import check_accounting
-    from spark_jobs.generate_purchases import generate
-    from spark_jobs.tables import BRONZE_PURCHASES, SILVER_PURCHASES, SILVER_QUARANTINE
+    from devtools.generate_purchases import generate
+    from spark_jobs.catalog import BRONZE_PURCHASES, SILVER_PURCHASES, SILVER_QUARANTINE
+    from spark_jobs.jobs import build_silver, ingest_bronze
+    from spark_jobs.quality.accounting import check_accounting
 
     start, end = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
     summary = generate(spark, s3_root, start, end, users=40, seed=11)

@@ -166,7 +166,7 @@ def test_a_job_on_an_s3a_root_never_writes_its_secret_to_logs_or_reports(s3_endp
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
     job = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.ingest_bronze", "--start", DAY],
+        [sys.executable, "-m", "spark_jobs.jobs.ingest_bronze", "--start", DAY],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

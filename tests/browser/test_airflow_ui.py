@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from include.airflow_local import AirflowClient, AirflowLocal, running
+from devtools.airflow_local import AirflowClient, AirflowLocal, running
 
 pytestmark = pytest.mark.browser
 
@@ -51,13 +51,8 @@ def lakehouse_with_features(spark, tmp_path_factory) -> str:
     The generator lands a fixed number of defects per day, so fewer users would push the
     quarantine share past the silver gate's limit.
     """
-    from spark_jobs import (
-        build_features,
-        build_gold,
-        build_silver,
-        generate_purchases,
-        ingest_bronze,
-    )
+    from devtools import generate_purchases
+    from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
 
     root = str(tmp_path_factory.mktemp("lakehouse"))
     dates = ["--root", root, "--start", str(START), "--end", str(END)]
@@ -70,7 +65,7 @@ def lakehouse_with_features(spark, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def spine(spark, lakehouse_with_features) -> Path:
     """A CSV spine: every silver user, the morning after the last day, label 0/1."""
-    from spark_jobs.tables import SILVER_PURCHASES
+    from spark_jobs.catalog import SILVER_PURCHASES
 
     users = sorted(
         row["user_id"]
@@ -139,7 +134,7 @@ def wait_for_first_run(client: AirflowClient, dag_id: str, timeout: float = 120)
 
 
 def test_wrong_password_is_refused(airflow) -> None:
-    from include.airflow_local import AirflowLocalError
+    from devtools.airflow_local import AirflowLocalError
 
     with pytest.raises(AirflowLocalError, match="401"):
         AirflowClient(airflow.base_url, airflow.user, "not-the-password").token()

@@ -140,7 +140,7 @@ def test_gate_tasks_update_the_assets_of_the_tables_they_publish(dag_bag, lakeho
 
 def test_asset_locations_agree_with_the_table_catalog() -> None:
     from include.dag_factory import TABLE_PATHS
-    from spark_jobs.tables import TABLES_BY_NAME
+    from spark_jobs.catalog import TABLES_BY_NAME
 
     assert {name: TABLES_BY_NAME[name].relative_path for name in TABLE_PATHS} == TABLE_PATHS
 
@@ -179,7 +179,7 @@ def test_training_set_passes_only_the_options_that_were_given(dag_bag) -> None:
 def test_maintenance_is_weekly_and_runs_the_maintenance_job(dag_bag) -> None:
     dag = dag_bag.dags["lakehouse_maintenance"]
     (task,) = dag.tasks
-    assert task.application.endswith("spark_jobs/maintenance.py")
+    assert task.application.endswith("spark_jobs/jobs/maintenance.py")
     sunday = dag.timetable.infer_manual_data_interval(
         run_after=dt.datetime(2026, 3, 8, 3, tzinfo=dt.UTC)
     )

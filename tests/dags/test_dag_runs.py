@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from spark_jobs.config import EXPECTATIONS_DIR
-from spark_jobs.gates import GateSettings
+from spark_jobs.quality.gates import GateSettings
 from tests.dags.conftest import DAGS_FOLDER
 
 pytestmark = pytest.mark.airflow
@@ -68,7 +68,7 @@ def table_version(spark, root: str, name: str) -> int:
     """Newest Delta version of a catalog table, read with Spark."""
     from delta.tables import DeltaTable
 
-    from spark_jobs.tables import TABLES_BY_NAME
+    from spark_jobs.catalog import TABLES_BY_NAME
 
     table = DeltaTable.forPath(spark, TABLES_BY_NAME[name].path(root))
     return int(table.history(1).collect()[0]["version"])
@@ -83,7 +83,7 @@ def failed_validations(root: str) -> list[dict]:
 
 def landed_lines(root: str, day: dt.date) -> int:
     """Lines landed for a day, counted straight from the files."""
-    from spark_jobs.tables import landing_day_path
+    from spark_jobs.catalog import landing_day_path
 
     return sum(
         len(path.read_text().splitlines())
@@ -99,7 +99,7 @@ def landed(spark, airflow_db, tmp_path_factory) -> str:
     their own lakehouse roots would leave this root's Assets inactive, and Airflow
     refuses to run a task whose outlets are inactive.
     """
-    from spark_jobs import generate_purchases
+    from devtools import generate_purchases
     from tests.factories import reset_metadata_db
 
     reset_metadata_db()
@@ -119,7 +119,7 @@ def first_day(landed) -> dict[str, str]:
 def test_daily_run_builds_every_stage_of_its_landing_date(spark, landed, first_day) -> None:
     from pyspark.sql import functions as F
 
-    from spark_jobs.tables import BRONZE_PURCHASES, GOLD_USER_DAILY, GOLD_USER_FEATURES
+    from spark_jobs.catalog import BRONZE_PURCHASES, GOLD_USER_DAILY, GOLD_USER_FEATURES
 
     expected = {"landing_purchases": "success", **dict.fromkeys(STAGE_TASKS, "success")}
     assert first_day == expected, failed_validations(landed)
@@ -170,7 +170,7 @@ def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
 ) -> None:
     from pyspark.sql import functions as F
 
-    from spark_jobs.tables import BRONZE_PURCHASES
+    from spark_jobs.catalog import BRONZE_PURCHASES
 
     before = {name: table_version(spark, landed, name) for name in ASSET_TABLES}
     # A row-count band of exactly yesterday's rows: DAY_2 lands a different number of

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from include.operators import LandingDaySensor
-from spark_jobs.tables import landing_day_path
+from spark_jobs.catalog import landing_day_path
 
 DAY = "2026-03-01"
 

@@ -23,8 +23,8 @@ import httpx
 import jwt
 import pytest
 
-from include.airflow_local import AirflowClient, AirflowLocal
-from spark_jobs.tables import reports_path
+from devtools.airflow_local import AirflowClient, AirflowLocal
+from spark_jobs.catalog import reports_path
 
 pytestmark = [
     pytest.mark.airflow,

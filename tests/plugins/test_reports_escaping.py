@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from pyspark.sql import SparkSession
 
 from plugins import lakehouse_reports
-from spark_jobs import gates
-from spark_jobs.tables import SILVER_PURCHASES
+from spark_jobs.catalog import SILVER_PURCHASES
+from spark_jobs.quality import gates
 
 DAY = dt.date(2026, 3, 2)
 IMG = "<img src=x onerror=alert(1)>"

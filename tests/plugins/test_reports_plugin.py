@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import HTTPException, Request
 
 from plugins import lakehouse_reports
-from spark_jobs.tables import reports_path
+from spark_jobs.catalog import reports_path
 
 RUN = "2026-03-02_2026-03-02"
 REPORT = f"gold_user_daily/{RUN}/20260303T010203000000Z/report.html"

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 from delta.tables import DeltaTable
 
-from spark_jobs import build_silver, ingest_bronze
-from spark_jobs.accounting import AccountingError, check_accounting
-from spark_jobs.generate_purchases import EXPECTED_REASON, generate
-from spark_jobs.tables import SILVER_PURCHASES, SILVER_QUARANTINE
+from devtools.generate_purchases import EXPECTED_REASON, generate
+from spark_jobs.catalog import SILVER_PURCHASES, SILVER_QUARANTINE
+from spark_jobs.jobs import build_silver, ingest_bronze
+from spark_jobs.quality.accounting import AccountingError, check_accounting
 
 START, END = dt.date(2026, 4, 6), dt.date(2026, 4, 9)
 NO_FOLDER = dt.date(2026, 4, 8)

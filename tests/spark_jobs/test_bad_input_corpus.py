@@ -23,8 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import build_silver, ingest_bronze, silver
-from spark_jobs.accounting import check_accounting
+from spark_jobs.catalog import (
+    BRONZE_LANDING_LOG,
+    BRONZE_PURCHASES,
+    SILVER_PURCHASES,
+    SILVER_QUARANTINE,
+    landing_day_path,
+)
+from spark_jobs.jobs import build_silver, ingest_bronze
+from spark_jobs.quality.accounting import check_accounting
 from spark_jobs.reasons import (
     DUPLICATE_FIELD,
     FUTURE_EVENT_TIME,
@@ -42,13 +49,7 @@ from spark_jobs.reasons import (
     UNKNOWN_CURRENCY,
     UNREADABLE_FILE,
 )
-from spark_jobs.tables import (
-    BRONZE_LANDING_LOG,
-    BRONZE_PURCHASES,
-    SILVER_PURCHASES,
-    SILVER_QUARANTINE,
-    landing_day_path,
-)
+from spark_jobs.transforms import silver
 from tests.factories import DROP, jsonl_bytes, land_bytes, landing_line, run_stage, table_frame
 
 DAY = dt.date(2026, 3, 2)  # a Monday: every reference currency has a rate

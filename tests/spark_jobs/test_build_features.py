@@ -8,9 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from spark_jobs import build_features, build_gold
-from spark_jobs.cli import run_cli
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     GOLD_USER_DAILY,
     GOLD_USER_DAILY_BY_LANDING,
     GOLD_USER_FEATURE_STATE,
@@ -18,6 +16,8 @@ from spark_jobs.tables import (
     GOLD_USER_FEATURES_HISTORY,
     GOLD_USER_FEATURES_SCHEMA,
 )
+from spark_jobs.cli import run_cli
+from spark_jobs.jobs import build_features, build_gold
 from tests.spark_jobs.test_build_gold import run_job, silver_row, table_rows, write_silver
 
 D = dt.date.fromisoformat

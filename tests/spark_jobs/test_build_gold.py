@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import Row
 
-from spark_jobs import build_gold
-from spark_jobs.cli import run_cli
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     GOLD_USER_DAILY,
     GOLD_USER_DAILY_BY_LANDING,
     GOLD_USER_DAILY_SCHEMA,
@@ -27,6 +25,8 @@ from spark_jobs.tables import (
     SILVER_PURCHASES,
     SILVER_PURCHASES_SCHEMA,
 )
+from spark_jobs.cli import run_cli
+from spark_jobs.jobs import build_gold
 
 D = dt.date.fromisoformat
 
@@ -271,7 +271,7 @@ def test_bad_arguments_exit_2_with_one_line(args, message, tmp_path, capsys):
 
 def test_bad_date_from_the_command_line_exits_2_without_traceback(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.build_gold", "--root", str(tmp_path),
+        [sys.executable, "-m", "spark_jobs.jobs.build_gold", "--root", str(tmp_path),
          "--start", "2026-02-30"],
         capture_output=True,
         text=True,

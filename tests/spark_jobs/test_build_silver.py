@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs import build_silver, ingest_bronze, reasons, silver, wap
-from spark_jobs.accounting import AccountingRow, check_accounting
-from spark_jobs.cli import EXIT_BAD_INPUT, DateRange, run_cli
-from spark_jobs.config import PROJECT_ROOT
-from spark_jobs.fx import daily_fx_rates, load_currencies, load_fx_rates
-from spark_jobs.generate_purchases import generate
-from spark_jobs.tables import (
+from devtools.generate_purchases import generate
+from spark_jobs import reasons
+from spark_jobs.catalog import (
     BRONZE_PURCHASES,
     SILVER_CHANGES,
     SILVER_PURCHASES,
@@ -29,6 +25,13 @@ from spark_jobs.tables import (
     landing_path,
     reference_path,
 )
+from spark_jobs.cli import EXIT_BAD_INPUT, DateRange, run_cli
+from spark_jobs.config import PROJECT_ROOT
+from spark_jobs.jobs import build_silver, ingest_bronze
+from spark_jobs.quality import wap
+from spark_jobs.quality.accounting import AccountingRow, check_accounting
+from spark_jobs.transforms import silver
+from spark_jobs.transforms.fx import daily_fx_rates, load_currencies, load_fx_rates
 from tests.factories import land, purchase, run_stage
 from tests.spark_jobs.test_ingest_bronze import (
     ingest,
@@ -462,7 +465,7 @@ def test_bronze_never_ingested_for_a_date_exits_2(spark, lakehouse, capsys):
 def test_unwritable_root_exits_2_from_the_command_line(tmp_path):
     root = tmp_path / "a-file"
     root.write_text("not a folder")
-    command = [sys.executable, "-m", "spark_jobs.build_silver", "--root", str(root / "lake")]
+    command = [sys.executable, "-m", "spark_jobs.jobs.build_silver", "--root", str(root / "lake")]
     result = subprocess.run(
         [*command, "--start", "2026-03-02"],
         cwd=PROJECT_ROOT,

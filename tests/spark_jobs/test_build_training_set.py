@@ -20,10 +20,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_jobs import build_training_set as job
-from spark_jobs import pit
+from spark_jobs.catalog import GOLD_USER_FEATURES, GOLD_USER_FEATURES_HISTORY, Table, training_path
 from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
-from spark_jobs.tables import GOLD_USER_FEATURES, GOLD_USER_FEATURES_HISTORY, Table, training_path
+from spark_jobs.jobs import build_training_set as job
+from spark_jobs.transforms import pit
 from tests.spark_jobs.test_pit import DAY0, at, feature_frame, micros, snapshot_row
 
 

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from spark_jobs import build_gold, build_silver, ingest_bronze
-from spark_jobs.tables import GOLD_USER_DAILY
+from spark_jobs.catalog import GOLD_USER_DAILY
+from spark_jobs.jobs import build_gold, build_silver, ingest_bronze
 from tests.factories import (
     STAGES,
     differences,

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs import build_gold, build_silver, generate_purchases, ingest_bronze
-from spark_jobs.tables import (
+from devtools import generate_purchases
+from spark_jobs.catalog import (
     GOLD_USER_DAILY,
     GOLD_USER_FEATURES,
     GOLD_USER_FEATURES_HISTORY,
     SILVER_PURCHASES,
 )
+from spark_jobs.jobs import build_gold, build_silver, ingest_bronze
 from tests.factories import (
     differences,
     land,

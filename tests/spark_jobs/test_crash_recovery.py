@@ -1,7 +1,7 @@
 """A job killed with SIGKILL at any step, then run again, leaves the tables of a clean run.
 
 Each kill is a real job process (``python -m spark_jobs.<job>``) stopped by SIGKILL at a
-named fault point (``LAKEHOUSE_FAULT_POINT``, see ``spark_jobs.wap.fault_point``); the
+named fault point (``LAKEHOUSE_FAULT_POINT``, see ``spark_jobs.quality.wap.fault_point``); the
 rerun is the same job without the fault.
 """
 
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import build_features, build_gold, build_silver, ingest_bronze, maintenance, wap
+from spark_jobs.catalog import SILVER_CHANGES, SILVER_PURCHASES, reports_path
 from spark_jobs.cli import UserError
 from spark_jobs.config import PROJECT_ROOT
-from spark_jobs.gates import INDEX_FILE
-from spark_jobs.tables import SILVER_CHANGES, SILVER_PURCHASES, reports_path
-from spark_jobs.wap import FAULT_POINT_ENV
+from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze, maintenance
+from spark_jobs.quality import wap
+from spark_jobs.quality.gates import INDEX_FILE
+from spark_jobs.quality.wap import FAULT_POINT_ENV
 from tests.factories import differences, land, published_rows, purchase, run_day, run_stage
 
 pytestmark = pytest.mark.slow

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from include import make_fx_rates
-from spark_jobs import build_silver, ingest_bronze
+from spark_jobs.catalog import SILVER_PURCHASES, SILVER_QUARANTINE, reference_path, staging_root
 from spark_jobs.cli import EXIT_BAD_INPUT, UserError, run_cli
 from spark_jobs.config import PROJECT_ROOT
-from spark_jobs.fx import (
+from spark_jobs.jobs import build_silver, ingest_bronze
+from spark_jobs.transforms.fx import (
     DAILY_FX_SCHEMA,
     DEFAULT_MAX_STALENESS_DAYS,
     FX_RATES_SCHEMA,
@@ -32,7 +33,6 @@ from spark_jobs.fx import (
     load_currencies,
     published_span,
 )
-from spark_jobs.tables import SILVER_PURCHASES, SILVER_QUARANTINE, reference_path, staging_root
 from tests.factories import land, purchase, run_stage
 
 FRI, SAT, SUN, MON = (dt.date(2026, 3, 6) + dt.timedelta(days=n) for n in range(4))

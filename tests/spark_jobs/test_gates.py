@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_jobs import gates
-from spark_jobs.cli import GateFailed
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     BRONZE_PURCHASES,
     GOLD_USER_DAILY,
     GOLD_USER_FEATURES,
@@ -24,7 +22,9 @@ from spark_jobs.tables import (
     Table,
     reports_path,
 )
-from spark_jobs.wap import audit_and_publish, latest_version, replace_where, stage_outputs
+from spark_jobs.cli import GateFailed
+from spark_jobs.quality import gates
+from spark_jobs.quality.wap import audit_and_publish, latest_version, replace_where, stage_outputs
 
 DAY = dt.date(2026, 3, 2)
 UTC = dt.UTC
@@ -250,7 +250,7 @@ def publish_gold_day(
     to ``day``, default ``day`` alone) and run its gate and publish."""
     run_key = f"{day}_{day}"
     stage_outputs(spark, root, run_key, {GOLD_USER_DAILY: frame(spark, GOLD_USER_DAILY, rows)})
-    from spark_jobs.wap import Output
+    from spark_jobs.quality.wap import Output
 
     rebuilt = f"event_date >= DATE'{rebuilt_from or day}' AND event_date <= DATE'{day}'"
     output = Output(GOLD_USER_DAILY, replace_where(rebuilt, GOLD_USER_DAILY))
@@ -457,7 +457,8 @@ def test_settings_come_from_environment_then_gate_params() -> None:
 
 def test_importing_the_gates_does_not_import_great_expectations() -> None:
     code = (
-        "import sys, spark_jobs.gates, spark_jobs.wap; print('great_expectations' in sys.modules)"
+        "import sys, spark_jobs.quality.gates, spark_jobs.quality.wap; "
+        "print('great_expectations' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

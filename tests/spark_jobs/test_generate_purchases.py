@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.generate_purchases import GenerationSummary, generate, main
 from spark_jobs.config import PROJECT_ROOT
-from spark_jobs.generate_purchases import GenerationSummary, generate, main
 
 START = dt.date(2026, 3, 1)
 END = dt.date(2026, 3, 12)
@@ -413,7 +413,7 @@ def test_cli_rejects_an_unwritable_root(tmp_path) -> None:
 
 def run_cli(arguments: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "spark_jobs.generate_purchases", *arguments],
+        [sys.executable, "-m", "devtools.generate_purchases", *arguments],
         cwd=PROJECT_ROOT,
         env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_jobs import gates
+from spark_jobs.quality import gates
 
 
 @pytest.fixture(scope="module")
 def validate(spark: SparkSession):
     """Validate one expect_column_values_to_satisfy_condition on a small frame."""
     context = gates._context()  # registers the expectation, as a gate does
-    from spark_jobs.gx_expectations import ExpectColumnValuesToSatisfyCondition
+    from spark_jobs.quality.gx_expectations import ExpectColumnValuesToSatisfyCondition
 
     datasource = context.data_sources.add_spark(name="condition_tests")
     asset = datasource.add_dataframe_asset(name="rows")

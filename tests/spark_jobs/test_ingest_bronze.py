@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import ingest_bronze, wap
-from spark_jobs.cli import EXIT_BAD_INPUT, DateRange, run_cli
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     BRONZE_LANDING_LOG,
     BRONZE_PURCHASES,
     BRONZE_PURCHASES_SCHEMA,
     landing_day_path,
 )
+from spark_jobs.cli import EXIT_BAD_INPUT, DateRange, run_cli
+from spark_jobs.jobs import ingest_bronze
+from spark_jobs.quality import wap
 
 D1 = dt.date(2026, 3, 2)
 D2 = dt.date(2026, 3, 3)
@@ -98,7 +99,7 @@ def test_every_line_lands_in_bronze_as_landed(spark, lakehouse):
 
 def test_landing_date_without_files_publishes_zero_rows_and_says_so(spark, lakehouse, caplog):
     write_landing(lakehouse, D1, "a.jsonl", ['{"event_id":"e1"}'])
-    with caplog.at_level(logging.INFO, logger="spark_jobs.ingest_bronze"):
+    with caplog.at_level(logging.INFO, logger="spark_jobs.jobs.ingest_bronze"):
         ingest(spark, lakehouse, D1, D2)
 
     assert f"landing date {D2}: no files" in caplog.text

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from spark_jobs.config import PROJECT_ROOT
-from spark_jobs.locking import LockTimeout, lock_file, writer_lock
+from spark_jobs.storage.locking import LockTimeout, lock_file, writer_lock
 
 HOLDER = """
 import sys, time
-from spark_jobs.locking import writer_lock
+from spark_jobs.storage.locking import writer_lock
 with writer_lock(sys.argv[1], "build_silver 2026-03-01_2026-03-01"):
     print("held", flush=True)
     time.sleep(600)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import maintenance
+from spark_jobs.jobs import maintenance
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 
@@ -80,7 +80,7 @@ def test_retention_below_a_week_is_refused_with_exit_2(lakehouse, capsys) -> Non
 def test_maintenance_compacts_vacuums_and_keeps_a_manifests_version_readable(
     spark, lakehouse
 ) -> None:
-    from spark_jobs.tables import GOLD_USER_DAILY
+    from spark_jobs.catalog import GOLD_USER_DAILY
 
     path = GOLD_USER_DAILY.path(lakehouse)
     schema = "user_id string, n long"
@@ -115,7 +115,7 @@ def test_maintenance_compacts_vacuums_and_keeps_a_manifests_version_readable(
 def test_an_unreadable_manifest_is_reported_and_its_tables_keep_every_version(
     spark, lakehouse, capsys
 ) -> None:
-    from spark_jobs.tables import GOLD_USER_FEATURES
+    from spark_jobs.catalog import GOLD_USER_FEATURES
 
     path = GOLD_USER_FEATURES.path(lakehouse)
     spark.createDataFrame([("u1", 1)], "user_id string, n long").write.format("delta").save(path)

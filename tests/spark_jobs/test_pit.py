@@ -22,8 +22,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_jobs import pit
-from spark_jobs.tables import GOLD_USER_FEATURES_SCHEMA
+from spark_jobs.catalog import GOLD_USER_FEATURES_SCHEMA
+from spark_jobs.transforms import pit
 
 UTC = dt.UTC
 DAY0 = dt.date(2026, 3, 1)

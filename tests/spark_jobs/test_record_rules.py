@@ -12,11 +12,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from spark_jobs import gates, reasons, silver
+from spark_jobs import reasons
+from spark_jobs.catalog import FX_RATE, LANDING_FIELDS
 from spark_jobs.config import PROJECT_ROOT
-from spark_jobs.fx import load_currencies
-from spark_jobs.ingest_bronze import LINES_SCHEMA, parse_landing_lines
-from spark_jobs.tables import FX_RATE, LANDING_FIELDS
+from spark_jobs.jobs.ingest_bronze import LINES_SCHEMA, parse_landing_lines
+from spark_jobs.quality import gates
+from spark_jobs.transforms import silver
+from spark_jobs.transforms.fx import load_currencies
 from tests.factories import landing_line
 
 DATA_CONTRACT = PROJECT_ROOT / "docs" / "DATA_CONTRACT.md"

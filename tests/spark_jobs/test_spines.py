@@ -20,9 +20,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
-from spark_jobs import build_training_set as job
+from spark_jobs.catalog import staging_root, training_path
 from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
-from spark_jobs.tables import staging_root, training_path
+from spark_jobs.jobs import build_training_set as job
 from tests.factories import land, purchase, run_day
 
 DAY1, DAY2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs import build_training_set as job
 from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
+from spark_jobs.jobs import build_training_set as job
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_jobs.catalog import GOLD_USER_DAILY, SILVER_CHANGES, Table, staging_path
 from spark_jobs.cli import GateFailed, UserError
-from spark_jobs.tables import GOLD_USER_DAILY, SILVER_CHANGES, Table, staging_path
-from spark_jobs.wap import (
+from spark_jobs.quality.wap import (
     Output,
     audit_and_publish,
     latest_version,

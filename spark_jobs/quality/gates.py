@@ -32,8 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spark_jobs.config import EXPECTATIONS_DIR
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     BRONZE_PURCHASES,
     GOLD_USER_DAILY,
     GOLD_USER_FEATURES,
@@ -45,6 +44,7 @@ from spark_jobs.tables import (
     reports_path,
     staging_path,
 )
+from spark_jobs.config import EXPECTATIONS_DIR
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -418,7 +418,7 @@ def _context() -> Any:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        import spark_jobs.gx_expectations  # noqa: F401  (registers the lakehouse's expectation)
+        import spark_jobs.quality.gx_expectations  # noqa: F401  (registers the lakehouse's expectation)
 
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)

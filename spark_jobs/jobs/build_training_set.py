@@ -1,10 +1,10 @@
 """Build a point-in-time correct training set: a spine of (user_id, ts, label) rows joined
 to the feature snapshots each row could have seen at its ts.
 
-    python -m spark_jobs.build_training_set --root R --spine spine.parquet --name churn_v1 \
+    python -m spark_jobs.jobs.build_training_set --root R --spine spine.parquet --name churn_v1 \
         [--mode event_time|as_known] [--ttl-days N] [--features f1,f2] [--strict] \
         [--availability-delay-hours H] [--step all|build|publish]
-    python -m spark_jobs.build_training_set --root R --rebuild-from churn_v1 [--name copy]
+    python -m spark_jobs.jobs.build_training_set --root R --rebuild-from churn_v1 [--name copy]
 
 The output, ``<root>/training/<name>``, has exactly one row per spine row (``spine_row_id``
 numbers them in the spine's order), the spine's columns, the selected features,
@@ -15,12 +15,6 @@ The rules, TTL and time-zone policy are spelled out in docs/TRAINING_SETS.md.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit: make the package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import dataclasses
 import datetime as dt
@@ -28,6 +22,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -45,8 +40,15 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_jobs import manifest as manifests
-from spark_jobs import names, pit, storage
+from spark_jobs import names
+from spark_jobs.catalog import (
+    GOLD_USER_FEATURES,
+    GOLD_USER_FEATURES_HISTORY,
+    Table,
+    join_path,
+    staging_path,
+    training_path,
+)
 from spark_jobs.cli import (
     DateRange,
     GateFailed,
@@ -56,17 +58,7 @@ from spark_jobs.cli import (
     run_cli,
     run_token,
 )
-from spark_jobs.locking import writer_lock
-from spark_jobs.session import build_spark
-from spark_jobs.tables import (
-    GOLD_USER_FEATURES,
-    GOLD_USER_FEATURES_HISTORY,
-    Table,
-    join_path,
-    staging_path,
-    training_path,
-)
-from spark_jobs.wap import (
+from spark_jobs.quality.wap import (
     STEPS,
     Output,
     audit_and_publish,
@@ -75,6 +67,11 @@ from spark_jobs.wap import (
     read_staged,
     stage_outputs,
 )
+from spark_jobs.session import build_spark
+from spark_jobs.storage import files as storage
+from spark_jobs.storage.locking import writer_lock
+from spark_jobs.training import manifest as manifests
+from spark_jobs.transforms import pit
 
 log = logging.getLogger(__name__)
 

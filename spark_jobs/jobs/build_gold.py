@@ -11,80 +11,55 @@ of an earlier landing date can take a record over from a later one in silver (th
 earliest delivery of an event wins), so the later landing's slice must change with it.
 Slices kept from earlier runs would count that record twice.
 
-    python -m spark_jobs.build_gold --root R --start 2026-03-01 --end 2026-03-07
+    python -m spark_jobs.jobs.build_gold --root R --start 2026-03-01 --end 2026-03-07
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.cli import (
-    DateRange,
-    UserError,
-    date_range,
-    job_parser,
-    resolve_root,
-    run_cli,
-)
-from spark_jobs.features import landing_slices, merge_slices, user_daily
-from spark_jobs.locking import writer_lock
-from spark_jobs.session import build_spark
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     GOLD_DAILY_LANDINGS,
     GOLD_USER_DAILY,
     GOLD_USER_DAILY_BY_LANDING,
     SILVER_CHANGES,
     SILVER_PURCHASES,
     Table,
+    landing_filter,
 )
-from spark_jobs.wap import (
+from spark_jobs.cli import (
+    DateRange,
+    date_range,
+    job_parser,
+    resolve_root,
+    run_cli,
+)
+from spark_jobs.quality.wap import (
     STEPS,
     Output,
     audit_and_publish,
     changed_inputs,
     input_versions,
+    read_table,
     record_inputs,
     replace_where,
-    require_finished,
     stage_outputs,
 )
+from spark_jobs.session import build_spark
+from spark_jobs.storage.locking import writer_lock
+from spark_jobs.transforms.features import landing_slices, merge_slices, user_daily
 
 STAGE = "gold_daily"
 # The tables a build reads: a commit to any of them after the build makes it stale.
 INPUTS = (SILVER_PURCHASES, SILVER_CHANGES, GOLD_DAILY_LANDINGS)
 
 log = logging.getLogger(__name__)
-
-
-def read_table(spark: SparkSession, root: str, table: Table, produced_by: str) -> DataFrame:
-    """A published table, or a clear error naming the job that produces it.
-
-    Refused while the table's stage has an unfinished publish (``wap.require_finished``).
-    """
-    path = table.path(root)
-    require_finished(spark, root, [table])
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise UserError(
-            f"{table.name} not found at {path}: run {produced_by} for these dates first"
-        )
-    return spark.read.format("delta").load(path)
-
-
-def landing_filter(days: DateRange) -> Column:
-    """Rows landed in the run's range of landing dates."""
-    return F.col("_landing_date").between(F.lit(days.start), F.lit(days.end))
 
 
 def changed_event_dates(changes: DataFrame, days: DateRange) -> DataFrame:

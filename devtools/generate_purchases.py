@@ -12,12 +12,6 @@ depend on how many other days are generated with it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit: make spark_jobs importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import csv
 import datetime as dt
@@ -32,6 +26,13 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs.catalog import (
+    LANDING_FIELDS,
+    join_path,
+    landing_day_path,
+    landing_path,
+    reference_path,
+)
 from spark_jobs.cli import (
     DateRange,
     UserError,
@@ -40,13 +41,6 @@ from spark_jobs.cli import (
     parse_date,
     resolve_root,
     run_cli,
-)
-from spark_jobs.tables import (
-    LANDING_FIELDS,
-    join_path,
-    landing_day_path,
-    landing_path,
-    reference_path,
 )
 
 log = logging.getLogger(__name__)

@@ -17,14 +17,14 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.silver import parse_event_time, utc_date
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     BRONZE_PURCHASES,
     SILVER_CHANGES,
     SILVER_PURCHASES,
     SILVER_QUARANTINE,
     Table,
 )
+from spark_jobs.transforms.silver import parse_event_time, utc_date
 
 EVENT_KEY = ["event_date", "event_id"]
 

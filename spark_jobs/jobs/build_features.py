@@ -17,43 +17,21 @@ landing date, and the tables end as one in-order pass would leave them. A run ne
 builds on a hole: it starts right after the newest published date before its range,
 computing any date in between as one that landed nothing (until that date runs itself).
 
-    python -m spark_jobs.build_features --root R --start 2026-03-01 --end 2026-03-31
+    python -m spark_jobs.jobs.build_features --root R --start 2026-03-01 --end 2026-03-31
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import datetime as dt
 import functools
 import logging
+from collections.abc import Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs import storage
-from spark_jobs.build_gold import read_table
-from spark_jobs.cli import DateRange, date_range, job_parser, resolve_root, run_cli
-from spark_jobs.features import (
-    LONGEST_WINDOW,
-    feature_rows,
-    latest_versions,
-    lifetime_state,
-    merge_slices,
-    snapshot_starts,
-    state_rows,
-    versions_of,
-    window_features,
-)
-from spark_jobs.locking import writer_lock
-from spark_jobs.session import build_spark
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     GOLD_FEATURE_LANDINGS,
     GOLD_FEATURE_LANDINGS_SCHEMA,
     GOLD_USER_DAILY_BY_LANDING,
@@ -65,7 +43,8 @@ from spark_jobs.tables import (
     join_path,
     staging_path,
 )
-from spark_jobs.wap import (
+from spark_jobs.cli import DateRange, date_range, job_parser, resolve_root, run_cli
+from spark_jobs.quality.wap import (
     STEPS,
     Output,
     Publisher,
@@ -73,9 +52,24 @@ from spark_jobs.wap import (
     changed_inputs,
     input_versions,
     read_staged,
+    read_table,
     record_inputs,
     replace_where,
     stage_outputs,
+)
+from spark_jobs.session import build_spark
+from spark_jobs.storage import files as storage
+from spark_jobs.storage.locking import writer_lock
+from spark_jobs.transforms.features import (
+    LONGEST_WINDOW,
+    feature_rows,
+    latest_versions,
+    lifetime_state,
+    merge_slices,
+    snapshot_starts,
+    state_rows,
+    versions_of,
+    window_features,
 )
 
 log = logging.getLogger(__name__)

@@ -7,16 +7,10 @@ version, the retention is stretched to cover that version's commit, and the tabl
 ``delta.logRetentionDuration`` is raised so the log entries that time travel needs stay
 too. Other tables keep the given retention (default 168 hours, Delta's own default).
 
-    python -m spark_jobs.maintenance --root R [--start D] [--retention-hours 168] [--dry-run]
+    python -m spark_jobs.jobs.maintenance --root R [--start D] [--retention-hours 168] [--dry-run]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit: make spark_jobs importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import datetime as dt
@@ -29,19 +23,20 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs import manifest as manifests
-from spark_jobs import storage, wap
-from spark_jobs.cli import UserError, job_parser, resolve_root, run_cli
-from spark_jobs.session import build_spark
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     ALL_TABLES,
     GOLD_USER_FEATURES,
     GOLD_USER_FEATURES_HISTORY,
     join_path,
     staging_root,
 )
+from spark_jobs.cli import UserError, job_parser, resolve_root, run_cli
+from spark_jobs.quality import wap
+from spark_jobs.session import build_spark
+from spark_jobs.storage import files as storage
+from spark_jobs.training import manifest as manifests
 
-log = logging.getLogger("spark_jobs.maintenance")
+log = logging.getLogger("spark_jobs.jobs.maintenance")
 
 MIN_RETENTION_HOURS = 168  # Delta refuses less by default: concurrent readers may need it
 DEFAULT_LOG_RETENTION_DAYS = 30  # Delta's delta.logRetentionDuration default

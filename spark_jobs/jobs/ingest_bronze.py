@@ -20,12 +20,6 @@ rerun writes the same rows. bronze.landing_log records every landing date ingest
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit: make spark_jobs importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import datetime as dt
 import logging
@@ -37,7 +31,17 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_jobs import wap
+from spark_jobs.catalog import (
+    BRONZE_LANDING_LOG,
+    BRONZE_PURCHASES,
+    LANDING_FIELDS,
+    LANDING_SCHEMA,
+    is_landing_file,
+    landing_day_path,
+    landing_path,
+    landing_predicate,
+    staging_path,
+)
 from spark_jobs.cli import (
     DateRange,
     UserError,
@@ -46,23 +50,14 @@ from spark_jobs.cli import (
     resolve_root,
     run_cli,
 )
-from spark_jobs.locking import writer_lock
+from spark_jobs.quality import wap
 from spark_jobs.session import build_spark
-from spark_jobs.silver import (
+from spark_jobs.storage.locking import writer_lock
+from spark_jobs.transforms.silver import (
     MAX_LINE_CHARS,
     TRUNCATED_LINE_KEPT_CHARS,
     TRUNCATED_LINE_MARK,
     UNREADABLE_FILE_MARK,
-)
-from spark_jobs.tables import (
-    BRONZE_LANDING_LOG,
-    BRONZE_PURCHASES,
-    LANDING_FIELDS,
-    LANDING_SCHEMA,
-    is_landing_file,
-    landing_day_path,
-    landing_path,
-    staging_path,
 )
 
 log = logging.getLogger(__name__)
@@ -282,11 +277,6 @@ def landing_log(spark: SparkSession, files_by_date: dict[dt.date, LandedDay]) ->
     )
 
 
-def landing_predicate(days: DateRange) -> str:
-    """The replaceWhere predicate of a run: its landing dates, inclusive."""
-    return f"_landing_date >= DATE'{days.start}' AND _landing_date <= DATE'{days.end}'"
-
-
 def outputs(days: DateRange) -> list[wap.Output]:
     """What the bronze stage publishes: the rows, then the log that vouches for them."""
     predicate = landing_predicate(days)
@@ -340,7 +330,7 @@ def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m spark_jobs.ingest_bronze``."""
+    """The command line of ``python -m spark_jobs.jobs.ingest_bronze``."""
     parser = job_parser(
         "ingest_bronze",
         "Ingest the landing files of landing dates [--start, --end] into bronze.purchases, "

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_jobs import storage
+from spark_jobs.catalog import Table, join_path, publishing_root, staging_path
 from spark_jobs.cli import GateFailed, UserError
 from spark_jobs.names import child_path
-from spark_jobs.tables import Table, join_path, publishing_root, staging_path
+from spark_jobs.storage import files as storage
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def audit_and_publish(
     after one fails, so a single GateFailed names every problem of the stage and every
     table has its report. Warn-level misses are logged and reported, never blocking.
     """
-    from spark_jobs import gates
+    from spark_jobs.quality import gates
 
     result = StageResult(stage=stage, run_key=run_key)
     staged = {o.table: read_staged(spark, root, o.table, run_key) for o in outputs}
@@ -351,3 +351,17 @@ def replace_where(predicate: str, table: Table) -> Publisher:
         writer.save(path)
 
     return publish
+
+
+def read_table(spark: SparkSession, root: str, table: Table, produced_by: str) -> DataFrame:
+    """A published table, or a clear error naming the job that produces it.
+
+    Refused while the table's stage has an unfinished publish (``wap.require_finished``).
+    """
+    path = table.path(root)
+    require_finished(spark, root, [table])
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise UserError(
+            f"{table.name} not found at {path}: run {produced_by} for these dates first"
+        )
+    return spark.read.format("delta").load(path)

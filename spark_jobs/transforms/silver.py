@@ -13,14 +13,14 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs import reasons
-from spark_jobs.fx import REPORTING_CURRENCY
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     FX_RATE,
     LANDING_FIELDS,
     MONEY,
     SILVER_PURCHASES_SCHEMA,
     SILVER_QUARANTINE_SCHEMA,
 )
+from spark_jobs.transforms.fx import REPORTING_CURRENCY
 
 EVENT_TYPES = ("purchase", "refund")
 REQUIRED_FIELDS = tuple(name for name in LANDING_FIELDS if name != "category")

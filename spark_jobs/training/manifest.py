@@ -4,7 +4,7 @@ A manifest is one JSON file, ``<root>/training/<name>/_manifest.json``, beside t
 log of the training set (Delta and VACUUM ignore files whose name starts with ``_``).
 It records the spine (path, format, Delta version, fingerprint), the parameters, the
 Delta version of every feature table read, row counts and the build's logical time.
-Files go through spark_jobs.storage, so a local root and s3a:// work alike, and a
+Files go through spark_jobs.storage.files, so a local root and s3a:// work alike, and a
 manifest is replaced whole: a reader never sees half of one.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from spark_jobs import storage
+from spark_jobs.catalog import join_path, training_path
 from spark_jobs.cli import UserError
-from spark_jobs.tables import join_path, training_path
+from spark_jobs.storage import files as storage
 
 MANIFEST_FILE = "_manifest.json"
 FORMAT_VERSION = 1

@@ -5,7 +5,7 @@ drops it when the holder exits, however it exits (SIGKILL included), so a killed
 never leaves a stale lock. A waiting job says every 30 s who holds it. Object stores
 have no such lock; there the Airflow pool ``lakehouse_writers`` (one slot) serialises
 the writers Airflow starts, and each publish step checks that its inputs did not
-change since its build step (``spark_jobs.wap``).
+change since its build step (``spark_jobs.quality.wap``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from spark_jobs import storage
+from spark_jobs.storage import files as storage
 
 log = logging.getLogger(__name__)
 

@@ -16,34 +16,39 @@ rerun. After publishing, the nothing-lost accounting must balance.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script by spark-submit: make spark_jobs importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs import wap
-from spark_jobs.accounting import AccountingError, check_accounting, format_accounting
+from spark_jobs.catalog import (
+    BRONZE_LANDING_LOG,
+    BRONZE_PURCHASES,
+    SILVER_CHANGES,
+    SILVER_CHANGES_SCHEMA,
+    SILVER_PURCHASES,
+    SILVER_PURCHASES_SCHEMA,
+    SILVER_QUARANTINE,
+    landing_predicate,
+    staging_path,
+)
 from spark_jobs.cli import DateRange, UserError, date_range, job_parser, resolve_root, run_cli
-from spark_jobs.fx import (
+from spark_jobs.quality import wap
+from spark_jobs.quality.accounting import AccountingError, check_accounting, format_accounting
+from spark_jobs.session import build_spark
+from spark_jobs.storage.locking import writer_lock
+from spark_jobs.transforms.fx import (
     DEFAULT_MAX_STALENESS_DAYS,
     REPORTING_CURRENCY,
     daily_fx_rates,
     fx_rates_for,
     load_currencies,
 )
-from spark_jobs.ingest_bronze import landing_predicate
-from spark_jobs.locking import writer_lock
-from spark_jobs.session import build_spark
-from spark_jobs.silver import (
+from spark_jobs.transforms.silver import (
     SILVER_COLUMNS,
     other_landings_changes,
     pick_winners,
@@ -53,16 +58,6 @@ from spark_jobs.silver import (
     touched_event_dates,
     valid_purchases,
     validate,
-)
-from spark_jobs.tables import (
-    BRONZE_LANDING_LOG,
-    BRONZE_PURCHASES,
-    SILVER_CHANGES,
-    SILVER_CHANGES_SCHEMA,
-    SILVER_PURCHASES,
-    SILVER_PURCHASES_SCHEMA,
-    SILVER_QUARANTINE,
-    staging_path,
 )
 
 log = logging.getLogger(__name__)
@@ -267,7 +262,7 @@ def non_negative_int(value: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m spark_jobs.build_silver``."""
+    """The command line of ``python -m spark_jobs.jobs.build_silver``."""
     parser = job_parser(
         "build_silver",
         "Build silver.purchases (typed, deduplicated, USD), silver.quarantine and "

@@ -1,6 +1,6 @@
 """A local Airflow for the lakehouse: configure, start, stop, and drive it over its REST API.
 
-``python -m include.airflow_local start`` runs ``airflow db migrate`` and starts the API
+``python -m devtools.airflow_local start`` runs ``airflow db migrate`` and starts the API
 server (http://127.0.0.1:8080), the scheduler and the DAG processor with this project's
 ``dags/`` and ``plugins/``, a SQLite metadata DB under ``.airflow/`` and the
 ``spark_default`` connection set to ``local[*]`` (override with
@@ -384,7 +384,7 @@ class AirflowClient:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m include.airflow_local", description=__doc__.split("\n\n")[0]
+        prog="python -m devtools.airflow_local", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("command", choices=("start", "stop", "password"))
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="AIRFLOW_HOME")
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         airflow.start()
         airflow.wait_until_healthy()
         print(login_banner(airflow))
-        print("stop it with: python -m include.airflow_local stop")
+        print("stop it with: python -m devtools.airflow_local stop")
         return 0
     print(f"starting Airflow in {airflow.home} (logs in {airflow.home / 'logs'}) ...")
     with running(airflow):

@@ -1,8 +1,8 @@
 """The whole product on one machine, driven through Airflow: ``make demo``.
 
-    python -m include.demo --root R --start 2026-01-01 --end 2026-01-30 --users 2000
+    python -m devtools.demo --root R --start 2026-01-01 --end 2026-01-30 --users 2000
 
-1. generates sample landing files for [start, end] (``spark_jobs.generate_purchases``);
+1. generates sample landing files for [start, end] (``devtools.generate_purchases``);
 2. starts the local Airflow (or reuses one already running from the same home);
 3. builds [start, end - daily_days] with ``purchases_rebuild`` (one Spark job per stage);
 4. builds the last ``--daily-days`` days with an Airflow backfill of ``purchases_daily``,
@@ -11,7 +11,7 @@
 6. prints where the tables, validation reports, training set, manifest and UI are.
 
 Airflow keeps running afterwards so the UI can be explored;
-``python -m include.airflow_local stop`` ends it.
+``python -m devtools.airflow_local stop`` ends it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from include.airflow_local import (
+from devtools.airflow_local import (
     DEFAULT_HOME,
     DEFAULT_PORT,
     AirflowClient,
@@ -56,7 +56,7 @@ def generate_landing(root: str, days: DateRange, users: int) -> None:
         [
             sys.executable,
             "-m",
-            "spark_jobs.generate_purchases",
+            "devtools.generate_purchases",
             "--root",
             root,
             "--start",
@@ -169,13 +169,13 @@ def summary(root: str, airflow: AirflowLocal) -> str:
         f"Training set:        {training}",
         f"Manifest:            {training / '_manifest.json'}",
         login_banner(airflow),
-        "Stop Airflow with:   python -m include.airflow_local stop",
+        "Stop Airflow with:   python -m devtools.airflow_local stop",
     ]
     return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m include.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__)
     parser.add_argument("--root", required=True, help="lakehouse root (a local folder)")
     parser.add_argument("--start", type=parse_date, required=True)
     parser.add_argument("--end", type=parse_date, required=True)

@@ -16,7 +16,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.tables import (
+from spark_jobs.catalog import (
     FEATURE_WINDOWS,
     GOLD_USER_DAILY_BY_LANDING_SCHEMA,
     GOLD_USER_DAILY_SCHEMA,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -21,6 +23,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from spark_jobs.cli import DateRange
 from spark_jobs.names import child_path
 
 MONEY = DecimalType(18, 4)
@@ -379,3 +382,13 @@ def reference_path(name: str) -> str:
     from spark_jobs.config import INCLUDE_DIR
 
     return str(INCLUDE_DIR / "reference" / name)
+
+
+def landing_predicate(days: DateRange) -> str:
+    """The replaceWhere predicate of a run: its landing dates, inclusive."""
+    return f"_landing_date >= DATE'{days.start}' AND _landing_date <= DATE'{days.end}'"
+
+
+def landing_filter(days: DateRange) -> Column:
+    """Rows landed in the run's range of landing dates."""
+    return F.col("_landing_date").between(F.lit(days.start), F.lit(days.end))

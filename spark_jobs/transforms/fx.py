@@ -18,8 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StringType, StructField, StructType
 
+from spark_jobs.catalog import FX_RATE, reference_path
 from spark_jobs.cli import UserError
-from spark_jobs.tables import FX_RATE, reference_path
 
 # Silver reports in USD: a USD amount converts at exactly 1 on any day, with no table
 # row, so records of any era in the reporting currency need no reference rate.
