@@ -39,8 +39,8 @@ demo: setup ## set up, then run the whole pipeline on a local lakehouse and say 
 test: setup ## run the whole test suite (Spark, Delta, GX, Airflow, browser)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
-test-fast: setup ## the tests without the slow end-to-end, Airflow-run and browser ones
-	$(PY) -m pytest -q -m "not slow and not airflow and not browser" tests
+test-fast: setup ## the unit layer only: core, storage, transforms, quality, training (tests/ folders)
+	$(PY) -m pytest -q -m unit tests
 
 lint: $(DEPS_STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .

@@ -20,21 +20,65 @@ os.environ.setdefault("SPARK_DRIVER_MEMORY", "3g")
 LONG_FILES = (
     "tests/dags/test_dag_runs.py",
     "tests/browser/test_airflow_ui.py",
-    "tests/spark_jobs/test_convergence.py",
-    "tests/spark_jobs/test_concurrent_writers.py",
-    "tests/spark_jobs/test_build_features.py",
-    "tests/spark_jobs/test_crash_recovery.py",
-    "tests/spark_jobs/test_build_silver.py",
+    "tests/convergence/test_convergence.py",
+    "tests/convergence/test_concurrent_writers.py",
+    "tests/jobs/test_build_features.py",
+    "tests/convergence/test_crash_recovery.py",
+    "tests/jobs/test_build_silver.py",
 )
 
 
+# tests/ mirrors the code: one folder per layer of spark_jobs (docs/ARCHITECTURE.md), then
+# the jobs, the multi-job convergence runs, the dev tools and the Airflow side. Every test
+# is marked with its folder's marker, so a layer runs alone: `pytest -m unit` is the fast
+# set of `make test-fast` (the layers below the jobs, each on small in-memory frames).
+FOLDER_MARKERS = {
+    "core": ("unit",),
+    "storage": ("unit",),
+    "transforms": ("unit",),
+    "quality": ("unit",),
+    "training": ("unit",),
+    "jobs": ("jobs",),
+    "convergence": ("convergence", "slow"),
+    "devtools": ("devtools",),
+    "dags": ("airflow",),
+    "plugins": ("airflow",),
+    "browser": ("browser",),
+}
+MARKERS = {
+    "unit": "the layers below the jobs: core, storage, transforms, quality, training",
+    "jobs": "one job end to end on a small lakehouse (tests/jobs)",
+    "convergence": "several jobs in any order, killed or concurrent (tests/convergence)",
+    "devtools": "the sample-data generator and other dev tools",
+    "slow": "end-to-end runs over a generated multi-day data set",
+    "airflow": "runs real Airflow DAGs or the API server against a metadata DB",
+    "browser": "drives a real Chromium against the running Airflow UI",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def _relative(config: pytest.Config, item: pytest.Item) -> Path:
+    return Path(str(item.path)).relative_to(config.rootpath)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Collect the long test files first (a stable sort: order within a file is kept)."""
+    """Mark each test with its folder's markers; collect the long files first.
+
+    The sort is stable: the order within a file is kept.
+    """
     rank = {name: number for number, name in enumerate(LONG_FILES)}
+    for item in items:
+        parts = _relative(config, item).parts
+        folder = parts[1] if len(parts) > 2 else ""
+        for marker in FOLDER_MARKERS.get(folder, ()):
+            item.add_marker(marker)
 
     def place(item: pytest.Item) -> int:
-        relative = Path(str(item.path)).relative_to(config.rootpath).as_posix()
-        return rank.get(relative, len(LONG_FILES))
+        return rank.get(_relative(config, item).as_posix(), len(LONG_FILES))
 
     items.sort(key=place)
 

@@ -1,16 +1,47 @@
-"""Builders the end-to-end tests share: landing lines, whole-pipeline runs, table snapshots.
+"""The one module of builders the tests share: landing lines and files, silver rows,
+feature snapshots, whole-pipeline runs and table snapshots.
 
-Every job runs for real (build, Great Expectations gate, publish) through its ``main``.
+Test modules import builders from here, never from each other. Every job run here is
+real (build, Great Expectations gate, publish) unless its name says it skips the gate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gzip
 import json
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
-from spark_jobs.catalog import ALL_TABLES, landing_day_path
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql.types import (
+    DateType,
+    DecimalType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+)
+
+from spark_jobs.catalog import (
+    ALL_TABLES,
+    GOLD_USER_FEATURES_SCHEMA,
+    SILVER_CHANGES,
+    SILVER_CHANGES_SCHEMA,
+    SILVER_PURCHASES,
+    SILVER_PURCHASES_SCHEMA,
+    landing_day_path,
+)
+from spark_jobs.cli import DateRange, run_cli
 from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
+from spark_jobs.quality import wap
+
+UTC = dt.UTC
+DAY0 = dt.date(2026, 3, 1)  # the first as_of_date of the point-in-time cases
+D = dt.date.fromisoformat
 
 STAGES = (ingest_bronze, build_silver, build_gold, build_features)
 
@@ -100,7 +131,7 @@ def reset_metadata_db() -> None:
     )
 
 
-# Builders of bad landing input (tests/spark_jobs/test_bad_input_corpus.py and others).
+# Builders of bad landing input (tests/jobs/test_bad_input_corpus.py and others).
 DROP = object()  # a landing_line override that leaves the field out
 
 
@@ -136,3 +167,191 @@ def jsonl_bytes(lines: list[str | bytes], newline: bytes = b"\n") -> bytes:
 def table_frame(spark, root: str, table):
     """A published Delta table of a lakehouse as a DataFrame."""
     return spark.read.format("delta").load(table.path(root))
+
+
+# Feature snapshots and instants for point-in-time joins.
+
+
+def midnight_after(as_of_date: dt.date) -> dt.datetime:
+    """feature_ts of a snapshot: the instant right after its as_of_date, UTC."""
+    return dt.datetime.combine(as_of_date + dt.timedelta(days=1), dt.time(0), tzinfo=UTC)
+
+
+def snapshot_row(
+    user_id: str,
+    as_of_date: dt.date,
+    value: int,
+    available_at: dt.datetime | None = None,
+) -> dict:
+    """A full gold.user_features row whose features carry ``value``."""
+    defaults = {
+        LongType: 0,
+        IntegerType: 0,
+        DoubleType: 0.0,
+        DecimalType: Decimal("0"),
+        DateType: as_of_date,
+        StringType: None,
+    }
+    row = {f.name: defaults.get(type(f.dataType)) for f in GOLD_USER_FEATURES_SCHEMA.fields}
+    feature_ts = midnight_after(as_of_date)
+    row.update(
+        user_id=user_id,
+        as_of_date=as_of_date,
+        lifetime_orders=value,
+        monetary_value=float(value) / 4,
+        feature_ts=feature_ts,
+        available_at=available_at or feature_ts,
+    )
+    return row
+
+
+def feature_frame(spark: SparkSession, rows: list[dict]) -> DataFrame:
+    """A features DataFrame with the gold.user_features schema."""
+    names = GOLD_USER_FEATURES_SCHEMA.fieldNames()
+    return spark.createDataFrame(
+        [tuple(r[n] for n in names) for r in rows], GOLD_USER_FEATURES_SCHEMA
+    )
+
+
+def micros(instant: dt.datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    return int(instant.timestamp() * 1_000_000)
+
+
+def at(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    """An instant on DAY0 + day, UTC."""
+    return dt.datetime.combine(DAY0 + dt.timedelta(days=day), dt.time(hour, minute), tzinfo=UTC)
+
+
+# Silver rows written directly, for gold and feature tests.
+
+
+def silver_row(
+    user_id: str,
+    event_time: str,
+    event_type: str = "purchase",
+    order_id: str = "o1",
+    quantity: int = 1,
+    unit_price: str = "10.00",
+    category: str | None = "books",
+    landing: str | None = None,
+    offset_minutes: int = 0,
+    event_id: str | None = None,
+) -> dict:
+    """A silver.purchases row (USD, rate 1); ``event_time`` is UTC, landing defaults to its day."""
+    moment = dt.datetime.fromisoformat(event_time)
+    amount = Decimal(unit_price) * quantity
+    landing_date = D(landing) if landing else moment.date()
+    return {
+        "event_id": event_id or f"{user_id}-{event_time}-{event_type}-{order_id}-{category}",
+        "order_id": order_id,
+        "user_id": user_id,
+        "event_type": event_type,
+        "event_time": moment,
+        "event_date": moment.date(),
+        "event_utc_offset_minutes": offset_minutes,
+        "sku": f"sku-{category}",
+        "category": category,
+        "quantity": quantity,
+        "unit_price": Decimal(unit_price),
+        "currency": "USD",
+        "fx_rate_to_usd": Decimal("1"),
+        "fx_rate_date": moment.date(),
+        "amount_usd": -amount if event_type == "refund" else amount,
+        "_source_file": f"landing/purchases/dt={landing_date}/part-00000.jsonl",
+        "_landing_date": landing_date,
+        "_ingested_at": dt.datetime.combine(landing_date + dt.timedelta(days=1), dt.time()),
+    }
+
+
+def write_silver(spark, root: str, rows: list[dict]) -> None:
+    """Write silver.purchases and the silver.changes that build_silver would record."""
+    purchases = spark.createDataFrame(
+        [Row(**{f.name: r[f.name] for f in SILVER_PURCHASES_SCHEMA.fields}) for r in rows],
+        SILVER_PURCHASES_SCHEMA,
+    )
+    (
+        purchases.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(*SILVER_PURCHASES.partition_by)
+        .save(SILVER_PURCHASES.path(root))
+    )
+    touched: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["_landing_date"], r["event_date"], r["user_id"])
+        touched[key] = touched.get(key, 0) + 1
+    changes = spark.createDataFrame(
+        [
+            Row(_landing_date=k[0], event_date=k[1], user_id=k[2], rows=n)
+            for k, n in touched.items()
+        ],
+        SILVER_CHANGES_SCHEMA,
+    )
+    (
+        changes.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(*SILVER_CHANGES.partition_by)
+        .save(SILVER_CHANGES.path(root))
+    )
+
+
+def run_job(module, root: str, start: str, end: str | None = None, step: str = "all") -> None:
+    """Run a job's CLI in-process; it must exit 0."""
+    argv = ["--root", root, "--start", start, "--end", end or start, "--step", step]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(module.main, argv)
+    assert exit_info.value.code == 0
+
+
+def rows_by_repr(spark, root: str, table) -> list[tuple]:
+    """Every row of a published table, as sorted tuples in schema order."""
+    frame = spark.read.format("delta").load(table.path(root))
+    return sorted(
+        (tuple(r) for r in frame.select([f.name for f in table.schema.fields]).collect()),
+        key=repr,
+    )
+
+
+# Bronze: landing files, ungated publishes, table snapshots.
+
+
+def write_landing(root: str, landing_date: dt.date, name: str, lines: Sequence[str]) -> str:
+    """Land ``lines`` as one file of a landing date (gzipped when the name ends in .gz)."""
+    folder = Path(landing_day_path(root, landing_date))
+    folder.mkdir(parents=True, exist_ok=True)
+    data = "".join(f"{line}\n" for line in lines).encode()
+    path = folder / name
+    path.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
+    return f"file:{path}"
+
+
+def publish_ungated(spark, root: str, stage: str, days: DateRange, outputs) -> None:
+    """Publish staged outputs through WAP without the GX suites (they have tests of their own)."""
+    ungated = [dataclasses.replace(o, gated=False) for o in outputs]
+    params = {"start": str(days.start), "end": str(days.end), "stage": stage}
+    wap.audit_and_publish(spark, root, stage, days.key, ungated, params)
+
+
+def ingest(spark, root: str, start: dt.date, end: dt.date | None = None) -> None:
+    """Build and publish bronze for [start, end] (gates skipped)."""
+    days = DateRange(start, end or start)
+    ingest_bronze.build(spark, root, days)
+    publish_ungated(spark, root, "bronze", days, ingest_bronze.outputs(days))
+
+
+def same_columns(actual, expected) -> bool:
+    """Same column names and types in the same order (Delta keeps written nullability)."""
+    return [(f.name, f.dataType) for f in actual.fields] == [
+        (f.name, f.dataType) for f in expected.fields
+    ]
+
+
+def sorted_rows(rows) -> list[tuple]:
+    """Rows as tuples in a total order that tolerates nulls."""
+    return sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])
+
+
+def table_rows(spark, root: str, table) -> list[tuple]:
+    """Every row of a published table, columns in schema order, sorted."""
+    frame = spark.read.format("delta").load(table.path(root))
+    return sorted_rows(frame.select(*[f.name for f in table.schema.fields]).collect())

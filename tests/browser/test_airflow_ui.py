@@ -18,8 +18,6 @@ import pytest
 
 from devtools.airflow_local import AirflowClient, AirflowLocal, running
 
-pytestmark = pytest.mark.browser
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"

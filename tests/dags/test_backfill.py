@@ -16,8 +16,6 @@ import pytest
 
 from tests.dags.conftest import DAGS_FOLDER, PROJECT_ROOT
 
-pytestmark = pytest.mark.airflow
-
 DAG_ID = "purchases_daily"
 SUCCEEDED, FAILED, NEVER_RUN, RUNNING, SUCCEEDED_TOO = (
     dt.datetime(2025, 12, day, tzinfo=dt.UTC) for day in range(1, 6)

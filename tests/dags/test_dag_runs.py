@@ -15,8 +15,6 @@ from spark_jobs.config import EXPECTATIONS_DIR
 from spark_jobs.quality.gates import GateSettings
 from tests.dags.conftest import DAGS_FOLDER
 
-pytestmark = pytest.mark.airflow
-
 DAY_1 = dt.date(2026, 1, 1)
 DAY_2 = dt.date(2026, 1, 2)
 STAGE_TASKS = (

@@ -26,8 +26,6 @@ from spark_jobs.quality.gates import INDEX_FILE
 from spark_jobs.quality.wap import FAULT_POINT_ENV
 from tests.factories import differences, land, published_rows, purchase, run_day, run_stage
 
-pytestmark = pytest.mark.slow
-
 DAY1, DAY2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 # (job, fault point): a kill at each kind of step, in pipeline order for DAY2.
 KILLS = (

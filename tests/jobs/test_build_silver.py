@@ -32,10 +32,12 @@ from spark_jobs.quality import wap
 from spark_jobs.quality.accounting import AccountingRow, check_accounting
 from spark_jobs.transforms import silver
 from spark_jobs.transforms.fx import daily_fx_rates, load_currencies, load_fx_rates
-from tests.factories import land, purchase, run_stage
-from tests.spark_jobs.test_ingest_bronze import (
+from tests.factories import (
     ingest,
+    land,
     publish_ungated,
+    purchase,
+    run_stage,
     same_columns,
     table_rows,
     write_landing,
@@ -229,7 +231,7 @@ def test_each_bad_record_is_quarantined_with_its_reason_and_detail(handwritten):
         assert all(w in row["reason_detail"] for w in words), (event_id, row["reason_detail"])
         assert row["_source_file"] == handwritten["sources"]["a"]
         assert row["_landing_date"] == D1
-    # Unreadable files, long lines and bad encodings: tests/spark_jobs/test_bad_input_corpus.py.
+    # Unreadable files, long lines and bad encodings: tests/jobs/test_bad_input_corpus.py.
     by_line = {reasons.UNREADABLE_FILE, reasons.LINE_TOO_LONG, reasons.INVALID_ENCODING}
     assert set(reasons.REASONS) - by_line == {reason for _, reason, _ in BAD_LINES.values()}
 

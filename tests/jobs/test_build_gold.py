@@ -14,107 +14,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyspark.sql import Row
 
 from spark_jobs.catalog import (
     GOLD_USER_DAILY,
     GOLD_USER_DAILY_BY_LANDING,
     GOLD_USER_DAILY_SCHEMA,
-    SILVER_CHANGES,
-    SILVER_CHANGES_SCHEMA,
-    SILVER_PURCHASES,
-    SILVER_PURCHASES_SCHEMA,
 )
 from spark_jobs.cli import run_cli
 from spark_jobs.jobs import build_gold
+from tests.factories import rows_by_repr, run_job, silver_row, write_silver
 
 D = dt.date.fromisoformat
-
-
-def silver_row(
-    user_id: str,
-    event_time: str,
-    event_type: str = "purchase",
-    order_id: str = "o1",
-    quantity: int = 1,
-    unit_price: str = "10.00",
-    category: str | None = "books",
-    landing: str | None = None,
-    offset_minutes: int = 0,
-    event_id: str | None = None,
-) -> dict:
-    """A silver.purchases row (USD, rate 1); ``event_time`` is UTC, landing defaults to its day."""
-    moment = dt.datetime.fromisoformat(event_time)
-    amount = Decimal(unit_price) * quantity
-    landing_date = D(landing) if landing else moment.date()
-    return {
-        "event_id": event_id or f"{user_id}-{event_time}-{event_type}-{order_id}-{category}",
-        "order_id": order_id,
-        "user_id": user_id,
-        "event_type": event_type,
-        "event_time": moment,
-        "event_date": moment.date(),
-        "event_utc_offset_minutes": offset_minutes,
-        "sku": f"sku-{category}",
-        "category": category,
-        "quantity": quantity,
-        "unit_price": Decimal(unit_price),
-        "currency": "USD",
-        "fx_rate_to_usd": Decimal("1"),
-        "fx_rate_date": moment.date(),
-        "amount_usd": -amount if event_type == "refund" else amount,
-        "_source_file": f"landing/purchases/dt={landing_date}/part-00000.jsonl",
-        "_landing_date": landing_date,
-        "_ingested_at": dt.datetime.combine(landing_date + dt.timedelta(days=1), dt.time()),
-    }
-
-
-def write_silver(spark, root: str, rows: list[dict]) -> None:
-    """Write silver.purchases and the silver.changes that build_silver would record."""
-    purchases = spark.createDataFrame(
-        [Row(**{f.name: r[f.name] for f in SILVER_PURCHASES_SCHEMA.fields}) for r in rows],
-        SILVER_PURCHASES_SCHEMA,
-    )
-    (
-        purchases.write.format("delta")
-        .mode("overwrite")
-        .partitionBy(*SILVER_PURCHASES.partition_by)
-        .save(SILVER_PURCHASES.path(root))
-    )
-    touched: dict[tuple, int] = {}
-    for r in rows:
-        key = (r["_landing_date"], r["event_date"], r["user_id"])
-        touched[key] = touched.get(key, 0) + 1
-    changes = spark.createDataFrame(
-        [
-            Row(_landing_date=k[0], event_date=k[1], user_id=k[2], rows=n)
-            for k, n in touched.items()
-        ],
-        SILVER_CHANGES_SCHEMA,
-    )
-    (
-        changes.write.format("delta")
-        .mode("overwrite")
-        .partitionBy(*SILVER_CHANGES.partition_by)
-        .save(SILVER_CHANGES.path(root))
-    )
-
-
-def run_job(module, root: str, start: str, end: str | None = None, step: str = "all") -> None:
-    """Run a job's CLI in-process; it must exit 0."""
-    argv = ["--root", root, "--start", start, "--end", end or start, "--step", step]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(module.main, argv)
-    assert exit_info.value.code == 0
-
-
-def table_rows(spark, root: str, table) -> list[tuple]:
-    """Every row of a published table, as sorted tuples in schema order."""
-    frame = spark.read.format("delta").load(table.path(root))
-    return sorted(
-        (tuple(r) for r in frame.select([f.name for f in table.schema.fields]).collect()),
-        key=repr,
-    )
 
 
 def daily_row(user, day, orders, items, gross, refunds, refund_count, categories, first, last):
@@ -153,7 +63,7 @@ def test_user_daily_counts_orders_items_money_and_categories(spark, lakehouse):
     run_job(build_gold, lakehouse, "2026-03-01", step="build")
     assert not Path(GOLD_USER_DAILY.path(lakehouse)).exists()  # staged, not published
     run_job(build_gold, lakehouse, "2026-03-01", step="publish")
-    assert table_rows(spark, lakehouse, GOLD_USER_DAILY) == sorted(
+    assert rows_by_repr(spark, lakehouse, GOLD_USER_DAILY) == sorted(
         [
             daily_row("u1", "2026-03-01", 2, 4, "30.00", "4.00", 1, 2,
                       "2026-03-01T08:00:00", "2026-03-01T22:00:00"),
@@ -210,7 +120,7 @@ def daily_built(spark, tmp_path_factory) -> str:
 
 def test_late_rows_land_in_their_event_day_and_only_touched_days_are_rebuilt(spark, daily_built):
     assert _last_commit_partitions(daily_built) == {"2026-03-01", "2026-03-03"}
-    assert table_rows(spark, daily_built, GOLD_USER_DAILY) == sorted(
+    assert rows_by_repr(spark, daily_built, GOLD_USER_DAILY) == sorted(
         [
             daily_row("u1", "2026-03-01", 1, 2, "20.00", "0", 0, 2,
                       "2026-03-01T09:00:00", "2026-03-01T09:00:00"),
@@ -229,20 +139,20 @@ def test_backfill_gives_the_tables_of_daily_runs(spark, lakehouse, daily_built):
     write_silver(spark, lakehouse, late_history())
     run_job(build_gold, lakehouse, "2026-03-01", "2026-03-03")
     for table in (GOLD_USER_DAILY, GOLD_USER_DAILY_BY_LANDING):
-        assert table_rows(spark, lakehouse, table) == table_rows(spark, daily_built, table)
+        assert rows_by_repr(spark, lakehouse, table) == rows_by_repr(spark, daily_built, table)
 
 
 def test_rerunning_an_old_day_keeps_later_corrections(spark, daily_built):
     run_job(build_gold, daily_built, "2026-03-04")
     tables = (GOLD_USER_DAILY, GOLD_USER_DAILY_BY_LANDING)
-    before = {t.name: table_rows(spark, daily_built, t) for t in tables}
+    before = {t.name: rows_by_repr(spark, daily_built, t) for t in tables}
     assert ("u1", D("2026-03-01"), 2, 3) == next(
         r[:4] for r in before[GOLD_USER_DAILY.name] if r[0] == "u1"
     )  # o6, landed on 03-04, is in
     run_job(build_gold, daily_built, "2026-03-02")
     run_job(build_gold, daily_built, "2026-03-01", "2026-03-02", step="build")
     run_job(build_gold, daily_built, "2026-03-01", "2026-03-02", step="publish")
-    assert {t.name: table_rows(spark, daily_built, t) for t in tables} == before
+    assert {t.name: rows_by_repr(spark, daily_built, t) for t in tables} == before
 
 
 def test_missing_silver_is_one_line_and_exit_2(spark, lakehouse, capsys):

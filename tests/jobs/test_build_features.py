@@ -18,7 +18,7 @@ from spark_jobs.catalog import (
 )
 from spark_jobs.cli import run_cli
 from spark_jobs.jobs import build_features, build_gold
-from tests.spark_jobs.test_build_gold import run_job, silver_row, table_rows, write_silver
+from tests.factories import rows_by_repr, run_job, silver_row, write_silver
 
 D = dt.date.fromisoformat
 GOLD_TABLES = (
@@ -189,18 +189,18 @@ def test_backfill_gives_row_for_row_the_tables_of_daily_runs(spark, lakehouse, d
     write_silver(spark, lakehouse, _history_with_late_rows())
     build_day(lakehouse, DAYS[0], DAYS[-1])
     for table in GOLD_TABLES:
-        assert table_rows(spark, lakehouse, table) == table_rows(spark, daily_built, table), (
+        assert rows_by_repr(spark, lakehouse, table) == rows_by_repr(spark, daily_built, table), (
             table.name
         )
 
 
 def test_rerunning_any_day_or_range_leaves_the_tables_identical(spark, daily_built):
-    before = {t.name: table_rows(spark, daily_built, t) for t in GOLD_TABLES}
+    before = {t.name: rows_by_repr(spark, daily_built, t) for t in GOLD_TABLES}
     run_job(build_features, daily_built, "2026-03-02")
     run_job(build_features, daily_built, "2026-03-03", "2026-03-04", step="build")
     run_job(build_features, daily_built, "2026-03-03", "2026-03-04", step="publish")
     build_day(daily_built, "2026-03-05")
-    assert {t.name: table_rows(spark, daily_built, t) for t in GOLD_TABLES} == before
+    assert {t.name: rows_by_repr(spark, daily_built, t) for t in GOLD_TABLES} == before
 
 
 def test_features_before_gold_is_one_line_and_exit_2(spark, lakehouse, capsys):

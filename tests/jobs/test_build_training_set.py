@@ -24,7 +24,7 @@ from spark_jobs.catalog import GOLD_USER_FEATURES, GOLD_USER_FEATURES_HISTORY, T
 from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
 from spark_jobs.jobs import build_training_set as job
 from spark_jobs.transforms import pit
-from tests.spark_jobs.test_pit import DAY0, at, feature_frame, micros, snapshot_row
+from tests.factories import DAY0, at, feature_frame, micros, snapshot_row
 
 
 def write_snapshots(spark: SparkSession, root: str, table: Table, rows: list[dict]) -> None:

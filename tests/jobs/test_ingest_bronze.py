@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import gzip
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -15,56 +11,19 @@ from spark_jobs.catalog import (
     BRONZE_LANDING_LOG,
     BRONZE_PURCHASES,
     BRONZE_PURCHASES_SCHEMA,
-    landing_day_path,
 )
-from spark_jobs.cli import EXIT_BAD_INPUT, DateRange, run_cli
+from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
 from spark_jobs.jobs import ingest_bronze
-from spark_jobs.quality import wap
+from tests.factories import (
+    ingest,
+    same_columns,
+    sorted_rows,
+    table_rows,
+    write_landing,
+)
 
 D1 = dt.date(2026, 3, 2)
 D2 = dt.date(2026, 3, 3)
-
-
-def write_landing(root: str, landing_date: dt.date, name: str, lines: Sequence[str]) -> str:
-    """Land ``lines`` as one file of a landing date (gzipped when the name ends in .gz)."""
-    folder = Path(landing_day_path(root, landing_date))
-    folder.mkdir(parents=True, exist_ok=True)
-    data = "".join(f"{line}\n" for line in lines).encode()
-    path = folder / name
-    path.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
-    return f"file:{path}"
-
-
-def publish_ungated(spark, root: str, stage: str, days: DateRange, outputs) -> None:
-    """Publish staged outputs through WAP without the GX suites (they have tests of their own)."""
-    ungated = [dataclasses.replace(o, gated=False) for o in outputs]
-    params = {"start": str(days.start), "end": str(days.end), "stage": stage}
-    wap.audit_and_publish(spark, root, stage, days.key, ungated, params)
-
-
-def ingest(spark, root: str, start: dt.date, end: dt.date | None = None) -> None:
-    """Build and publish bronze for [start, end] (gates skipped)."""
-    days = DateRange(start, end or start)
-    ingest_bronze.build(spark, root, days)
-    publish_ungated(spark, root, "bronze", days, ingest_bronze.outputs(days))
-
-
-def same_columns(actual, expected) -> bool:
-    """Same column names and types in the same order (Delta keeps written nullability)."""
-    return [(f.name, f.dataType) for f in actual.fields] == [
-        (f.name, f.dataType) for f in expected.fields
-    ]
-
-
-def sorted_rows(rows) -> list[tuple]:
-    """Rows as tuples in a total order that tolerates nulls."""
-    return sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])
-
-
-def table_rows(spark, root: str, table) -> list[tuple]:
-    """Every row of a published table, columns in schema order, sorted."""
-    frame = spark.read.format("delta").load(table.path(root))
-    return sorted_rows(frame.select(*[f.name for f in table.schema.fields]).collect())
 
 
 def test_every_line_lands_in_bronze_as_landed(spark, lakehouse):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pytest
-
 from spark_jobs.catalog import GOLD_USER_DAILY
 from spark_jobs.jobs import build_gold, build_silver, ingest_bronze
 from tests.factories import (
@@ -19,8 +17,6 @@ from tests.factories import (
     run_day,
     run_stage,
 )
-
-pytestmark = pytest.mark.slow
 
 
 def land_small_feed(root: str) -> list[dt.date]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_object_store import BUCKET, s3_endpoint  # noqa: F401  (the moto server)
+from tests.storage.test_object_store import BUCKET, s3_endpoint  # noqa: F401  (the moto server)
 
 # Airflow reads its configuration on first import: a throw-away home when this file runs
 # alone (tests/dags/conftest.py sets its own when the DAG tests share the process).

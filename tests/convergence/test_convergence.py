@@ -34,8 +34,6 @@ from tests.factories import (
     run_stage,
 )
 
-pytestmark = pytest.mark.slow
-
 FEED_START = dt.date(2026, 3, 1)
 FEED_DAYS = 4
 # Enough customers that the generator's fixed number of defects a day stays under the

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from decimal import Decimal
 
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    DateType,
-    DecimalType,
-    DoubleType,
     IntegerType,
     LongType,
     StringType,
@@ -22,11 +18,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_jobs.catalog import GOLD_USER_FEATURES_SCHEMA
 from spark_jobs.transforms import pit
+from tests.factories import DAY0, UTC, at, feature_frame, micros, snapshot_row
 
-UTC = dt.UTC
-DAY0 = dt.date(2026, 3, 1)
 SPINE_SCHEMA = StructType(
     [
         StructField("spine_row_id", LongType(), False),
@@ -37,47 +31,6 @@ SPINE_SCHEMA = StructType(
 )
 FEATURES = ("lifetime_orders", "monetary_value")
 STRATEGIES = ("union", "broadcast")
-
-
-def midnight_after(as_of_date: dt.date) -> dt.datetime:
-    """feature_ts of a snapshot: the instant right after its as_of_date, UTC."""
-    return dt.datetime.combine(as_of_date + dt.timedelta(days=1), dt.time(0), tzinfo=UTC)
-
-
-def snapshot_row(
-    user_id: str,
-    as_of_date: dt.date,
-    value: int,
-    available_at: dt.datetime | None = None,
-) -> dict:
-    """A full gold.user_features row whose features carry ``value``."""
-    defaults = {
-        LongType: 0,
-        IntegerType: 0,
-        DoubleType: 0.0,
-        DecimalType: Decimal("0"),
-        DateType: as_of_date,
-        StringType: None,
-    }
-    row = {f.name: defaults.get(type(f.dataType)) for f in GOLD_USER_FEATURES_SCHEMA.fields}
-    feature_ts = midnight_after(as_of_date)
-    row.update(
-        user_id=user_id,
-        as_of_date=as_of_date,
-        lifetime_orders=value,
-        monetary_value=float(value) / 4,
-        feature_ts=feature_ts,
-        available_at=available_at or feature_ts,
-    )
-    return row
-
-
-def feature_frame(spark: SparkSession, rows: list[dict]) -> DataFrame:
-    """A features DataFrame with the gold.user_features schema."""
-    names = GOLD_USER_FEATURES_SCHEMA.fieldNames()
-    return spark.createDataFrame(
-        [tuple(r[n] for n in names) for r in rows], GOLD_USER_FEATURES_SCHEMA
-    )
 
 
 def spine_frame(spark: SparkSession, rows: list[tuple[str | None, dt.datetime]]) -> DataFrame:
@@ -115,11 +68,6 @@ def join(
     ).collect()
     assert len(collected) == len(spine_rows)
     return {r["spine_row_id"]: (r["lifetime_orders"], r["ft"], r["av"]) for r in collected}
-
-
-def micros(instant: dt.datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    return int(instant.timestamp() * 1_000_000)
 
 
 # ---------------------------------------------------------------- randomized reference
@@ -250,11 +198,6 @@ def test_as_known_join_agrees_with_exhaustive_search(spark: SparkSession, strate
 
 
 # ---------------------------------------------------------------- edge cases by hand
-
-
-def at(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
-    """An instant on DAY0 + day, UTC."""
-    return dt.datetime.combine(DAY0 + dt.timedelta(days=day), dt.time(hour, minute), tzinfo=UTC)
 
 
 DAILY = [snapshot_row("a", DAY0 + dt.timedelta(days=d), d) for d in range(0, 5)]

@@ -16,7 +16,7 @@ import pytest
 
 from spark_jobs.catalog import GOLD_USER_FEATURES, GOLD_USER_FEATURES_HISTORY
 from spark_jobs.jobs import build_features, build_gold
-from tests.spark_jobs.test_build_gold import run_job, silver_row, write_silver
+from tests.factories import run_job, silver_row, write_silver
 
 FIRST_LANDING = dt.date(2026, 3, 1)
 LANDINGS = [FIRST_LANDING + dt.timedelta(days=i) for i in range(12)]
