@@ -5,6 +5,8 @@ Nothing else in the product builds a table path by hand; import from here.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import Column
@@ -12,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
+    DataType,
     DateType,
     DecimalType,
     DoubleType,
@@ -30,12 +33,12 @@ MONEY = DecimalType(18, 4)
 FX_RATE = DecimalType(18, 8)
 
 
-def _fields(*specs: tuple[str, object, bool]) -> StructType:
-    return StructType([StructField(name, dtype, nullable) for name, dtype, nullable in specs])  # type: ignore[arg-type]
+def _fields(*specs: tuple[str, DataType, bool]) -> StructType:
+    return StructType([StructField(name, dtype, nullable) for name, dtype, nullable in specs])
 
 
-# The landing contract (DESIGN.md): every field is read as the string it was landed as,
-# so a bad value survives to bronze and reaches quarantine with its reason.
+# The landing contract (docs/DATA_CONTRACT.md): every field is read as the string it was
+# landed as, so a bad value survives to bronze and reaches quarantine with its reason.
 LANDING_FIELDS = (
     "event_id",
     "order_id",
@@ -117,7 +120,7 @@ GOLD_USER_DAILY_SCHEMA = _fields(
 FEATURE_WINDOWS = (7, 30, 90)
 
 
-def _window_fields(days: int) -> list[tuple[str, object, bool]]:
+def _window_fields(days: int) -> list[tuple[str, DataType, bool]]:
     return [
         (f"orders_{days}d", LongType(), False),
         (f"items_{days}d", LongType(), False),
@@ -158,6 +161,16 @@ class Table:
     schema: StructType
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
+    # For the gate's day-over-day row-count band: the column whose value says which day
+    # a row belongs to (staged rows are compared with the published rows of the day
+    # before the run). None: the table has no such band.
+    row_count_day_column: str | None = None
+    # True when a run's staged rows are whole event days it recomputed, so the band
+    # scales with the days staged rather than the run's landing days.
+    recomputed_per_day: bool = False
+    # For a quarantine table: the table holding the records its stage kept. The gate's
+    # quarantine limits are shares of both tables' rows staged by the run.
+    quarantine_of: Table | None = None
 
     def path(self, root: str) -> str:
         """Absolute location of the table under a lakehouse root (folder or s3a:// URI)."""
@@ -175,7 +188,11 @@ def join_path(root: str, *parts: str) -> str:
 
 
 BRONZE_PURCHASES = Table(
-    "bronze.purchases", "bronze/purchases", BRONZE_PURCHASES_SCHEMA, ("_landing_date",)
+    "bronze.purchases",
+    "bronze/purchases",
+    BRONZE_PURCHASES_SCHEMA,
+    ("_landing_date",),
+    row_count_day_column="_landing_date",
 )
 # One row per landing date bronze ingested, files or not: tells "ingested, nothing
 # landed" apart from "never ingested" (a landing date with no rows leaves no trace in
@@ -198,9 +215,14 @@ SILVER_PURCHASES = Table(
     SILVER_PURCHASES_SCHEMA,
     ("event_date",),
     ("event_id",),
+    row_count_day_column="_landing_date",
 )
 SILVER_QUARANTINE = Table(
-    "silver.quarantine", "silver/quarantine", SILVER_QUARANTINE_SCHEMA, ("_landing_date",)
+    "silver.quarantine",
+    "silver/quarantine",
+    SILVER_QUARANTINE_SCHEMA,
+    ("_landing_date",),
+    quarantine_of=SILVER_PURCHASES,
 )
 SILVER_CHANGES = Table(
     "silver.changes",
@@ -215,6 +237,9 @@ GOLD_USER_DAILY = Table(
     GOLD_USER_DAILY_SCHEMA,
     ("event_date",),
     ("user_id", "event_date"),
+    row_count_day_column="event_date",
+    # A late row stages every event day it touches, rebuilt whole.
+    recomputed_per_day=True,
 )
 GOLD_USER_FEATURES = Table(
     "gold.user_features",
@@ -222,6 +247,9 @@ GOLD_USER_FEATURES = Table(
     GOLD_USER_FEATURES_SCHEMA,
     ("as_of_date",),
     FEATURE_KEY,
+    # A late row stages only the changed users' snapshots of earlier days, so the band
+    # stays per landing day.
+    row_count_day_column="as_of_date",
 )
 # Every version of every snapshot, including superseded ones (late-data corrections).
 GOLD_USER_FEATURES_HISTORY = Table(
@@ -390,5 +418,17 @@ def landing_predicate(days: DateRange) -> str:
 
 
 def landing_filter(days: DateRange) -> Column:
-    """Rows landed in the run's range of landing dates."""
-    return F.col("_landing_date").between(F.lit(days.start), F.lit(days.end))
+    """Rows landed in the run's range of landing dates: ``landing_predicate`` as a Column."""
+    return F.expr(landing_predicate(days))
+
+
+def event_dates_predicate(event_dates: Iterable[dt.date]) -> str:
+    """A replaceWhere predicate selecting the given event-date partitions.
+
+    No dates give ``false``, which matches no row: a publish that rebuilt no event date
+    replaces nothing.
+    """
+    dates = sorted(set(event_dates))
+    if not dates:
+        return "false"
+    return "event_date IN ({})".format(", ".join(f"DATE'{d}'" for d in dates))

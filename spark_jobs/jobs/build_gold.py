@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -31,7 +30,9 @@ from spark_jobs.catalog import (
     SILVER_CHANGES,
     SILVER_PURCHASES,
     Table,
+    event_dates_predicate,
     landing_filter,
+    landing_predicate,
 )
 from spark_jobs.cli import (
     DateRange,
@@ -52,6 +53,7 @@ from spark_jobs.quality.wap import (
     stage_outputs,
 )
 from spark_jobs.session import build_spark
+from spark_jobs.storage import delta
 from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.features import landing_slices, merge_slices, user_daily
 
@@ -94,24 +96,16 @@ def run_landings(spark: SparkSession, days: DateRange) -> DataFrame:
 
 def reflected_landings(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
     """The run's landing dates and every landing date gold published before."""
-    path = GOLD_DAILY_LANDINGS.path(root)
-    if not DeltaTable.isDeltaTable(spark, path):
+    published = delta.read_if_exists(spark, GOLD_DAILY_LANDINGS.path(root))
+    if published is None:
         return run_landings(spark, days)
-    published = spark.read.format("delta").load(path)
     return published.unionByName(run_landings(spark, days)).distinct()
-
-
-def event_dates_predicate(event_dates: list[dt.date]) -> str:
-    """A replaceWhere predicate for the rebuilt event dates (``false``: nothing to replace)."""
-    if not event_dates:
-        return "false"
-    return "event_date IN ({})".format(", ".join(f"DATE'{d}'" for d in sorted(event_dates)))
 
 
 def gold_outputs(days: DateRange, event_dates: list[dt.date]) -> list[Output]:
     """How the stage publishes: slices and user_daily by rebuilt event date, then the dates."""
     rebuilt = event_dates_predicate(event_dates)
-    landings = f"_landing_date >= DATE'{days.start}' AND _landing_date <= DATE'{days.end}'"
+    landings = landing_predicate(days)
     return [
         Output(
             GOLD_USER_DAILY_BY_LANDING,
@@ -182,7 +176,6 @@ def run_steps(spark: SparkSession, root: str, days: DateRange, step: str) -> lis
             {
                 "start": str(days.start),
                 "end": str(days.end),
-                "stage": STAGE,
                 # The row-count band scales with the event days rebuilt, which the
                 # stage already knows: the gate need not count them again.
                 "staged_days": len(event_dates),

@@ -21,9 +21,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from spark_jobs.catalog import (
     BRONZE_LANDING_LOG,
@@ -33,6 +33,8 @@ from spark_jobs.catalog import (
     SILVER_PURCHASES,
     SILVER_PURCHASES_SCHEMA,
     SILVER_QUARANTINE,
+    event_dates_predicate,
+    landing_filter,
     landing_predicate,
     staging_path,
 )
@@ -40,6 +42,7 @@ from spark_jobs.cli import DateRange, UserError, date_range, job_parser, resolve
 from spark_jobs.quality import wap
 from spark_jobs.quality.accounting import AccountingError, check_accounting, format_accounting
 from spark_jobs.session import build_spark
+from spark_jobs.storage import delta
 from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.fx import (
     DEFAULT_MAX_STALENESS_DAYS,
@@ -67,21 +70,12 @@ EXIT_ACCOUNTING_FAILED = 1
 INPUTS = (BRONZE_PURCHASES, BRONZE_LANDING_LOG, SILVER_PURCHASES, SILVER_CHANGES)
 
 
-def _in_landing_range(days: DateRange) -> F.Column:
-    return F.col("_landing_date").between(F.lit(days.start), F.lit(days.end))
-
-
-def event_date_predicate(event_dates: Sequence[object]) -> str:
-    """A replaceWhere predicate selecting the given event-date partitions."""
-    return "event_date IN (" + ", ".join(f"DATE'{d}'" for d in sorted(event_dates)) + ")"
-
-
 def read_bronze(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
     """Bronze rows of the landing dates; UserError when bronze never ingested one of them."""
     path = BRONZE_PURCHASES.path(root)
     log_path = BRONZE_LANDING_LOG.path(root)
     wap.require_finished(spark, root, [BRONZE_PURCHASES, BRONZE_LANDING_LOG])
-    if not DeltaTable.isDeltaTable(spark, path) or not DeltaTable.isDeltaTable(spark, log_path):
+    if not delta.is_delta(spark, path) or not delta.is_delta(spark, log_path):
         raise UserError(
             f"no bronze table at {path}: run ingest_bronze --start {days.start} "
             f"--end {days.end} first"
@@ -90,7 +84,7 @@ def read_bronze(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
         r["_landing_date"]
         for r in spark.read.format("delta")
         .load(log_path)
-        .where(_in_landing_range(days))
+        .where(landing_filter(days))
         .select("_landing_date")
         .collect()
     }
@@ -102,13 +96,12 @@ def read_bronze(spark: SparkSession, root: str, days: DateRange) -> DataFrame:
         raise UserError(
             f"bronze has not ingested landing date(s) {shown}: run ingest_bronze for them first"
         )
-    return spark.read.format("delta").load(path).where(_in_landing_range(days))
+    return spark.read.format("delta").load(path).where(landing_filter(days))
 
 
-def _read_optional(spark: SparkSession, path: str, schema: object) -> DataFrame:
-    if DeltaTable.isDeltaTable(spark, path):
-        return spark.read.format("delta").load(path)
-    return spark.createDataFrame([], schema)
+def _read_optional(spark: SparkSession, path: str, schema: StructType) -> DataFrame:
+    current = delta.read_if_exists(spark, path)
+    return spark.createDataFrame([], schema) if current is None else current
 
 
 def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: int) -> None:
@@ -130,13 +123,13 @@ def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: i
     )
     previous_changes = _read_optional(
         spark, SILVER_CHANGES.path(root), SILVER_CHANGES_SCHEMA
-    ).where(_in_landing_range(days))
+    ).where(landing_filter(days))
     # Partitions to rebuild: where this run's rows may land, and where its previous
     # version put rows (they must go if the records changed or vanished).
     touched = {r["event_date"] for r in touched_event_dates(bronze).collect()}
     touched |= {r["event_date"] for r in previous_changes.select("event_date").distinct().collect()}
     silver = _read_optional(spark, SILVER_PURCHASES.path(root), SILVER_PURCHASES_SCHEMA)
-    existing = silver.where(F.col("event_date").isin(sorted(touched)) & ~_in_landing_range(days))
+    existing = silver.where(F.col("event_date").isin(sorted(touched)) & ~landing_filter(days))
     log.info(
         "landing dates %s..%s touch %d event date(s)%s",
         days.start,
@@ -153,11 +146,11 @@ def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: i
     )
     staged = spark.read.format("delta").load(staging_path(root, SILVER_PURCHASES, days.key))
     previous_others = _read_optional(spark, SILVER_CHANGES.path(root), SILVER_CHANGES_SCHEMA).where(
-        F.col("event_date").isin(sorted(touched)) & ~_in_landing_range(days)
+        F.col("event_date").isin(sorted(touched)) & ~landing_filter(days)
     )
     others = other_landings_changes(rebuilt_partitions(staged, existing), previous_others)
     changes = silver_changes(staged, previous_changes).unionByName(
-        others.where(~_in_landing_range(days))
+        others.where(~landing_filter(days))
     )
     wap.stage_outputs(spark, root, days.key, {SILVER_CHANGES: changes})
     wap.record_inputs(spark, root, days.key, SILVER_PURCHASES, versions)
@@ -180,7 +173,7 @@ def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
             .distinct()
             .collect()
         )
-        exists = DeltaTable.isDeltaTable(spark, path)
+        exists = delta.is_delta(spark, path)
         if not event_dates:
             if not exists:  # an empty table, so readers find one
                 staged.select(*SILVER_COLUMNS).write.format("delta").partitionBy(
@@ -189,12 +182,12 @@ def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
             log.info("no event date touched: %s unchanged", SILVER_PURCHASES.name)
             return
         current = _read_optional(spark, path, SILVER_PURCHASES_SCHEMA)
-        others = current.where(F.col("event_date").isin(event_dates) & ~_in_landing_range(days))
+        others = current.where(F.col("event_date").isin(event_dates) & ~landing_filter(days))
         (
             rebuilt_partitions(staged, others)
             .write.format("delta")
             .mode("overwrite")
-            .option("replaceWhere", event_date_predicate(event_dates))
+            .option("replaceWhere", event_dates_predicate(event_dates))
             .partitionBy(*SILVER_PURCHASES.partition_by)
             .save(path)
         )
@@ -219,7 +212,7 @@ def replace_changes(root: str, days: DateRange) -> wap.Publisher:
         )
         predicate = landing_predicate(days)
         if event_dates:
-            predicate = f"({predicate}) OR {event_date_predicate(event_dates)}"
+            predicate = f"({predicate}) OR {event_dates_predicate(event_dates)}"
         wap.replace_where(predicate, SILVER_CHANGES)(spark, staged, path)
 
     return publish
@@ -240,7 +233,7 @@ def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
 
     Raises AccountingError (with the per-date counts) when the books do not balance.
     """
-    gate_params = {"start": str(days.start), "end": str(days.end), "stage": "silver"}
+    gate_params = {"start": str(days.start), "end": str(days.end)}
     result = wap.audit_and_publish(
         spark, root, "silver", days.key, outputs(root, days), gate_params
     )

@@ -52,6 +52,7 @@ from spark_jobs.cli import (
 )
 from spark_jobs.quality import wap
 from spark_jobs.session import build_spark
+from spark_jobs.storage import files as storage
 from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.silver import (
     MAX_LINE_CHARS,
@@ -94,35 +95,28 @@ class LandedDay:
     directories: list[str]
 
 
-def landing_files(spark: SparkSession, root: str, days: DateRange) -> dict[dt.date, LandedDay]:
+def landing_files(root: str, days: DateRange) -> dict[dt.date, LandedDay]:
     """The landing files of every date of ``days``, sorted; empty lists when none landed.
 
     Hidden entries (``.``/``_`` prefixes, e.g. markers of an unfinished upload) and other
     suffixes are ignored. Raises UserError when the landing folder itself is missing,
     which means a wrong ``--root`` rather than a quiet day.
     """
-    jvm = spark.sparkContext._jvm
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
 
-    def list_folder(folder: str) -> LandedDay | None:
-        path = jvm.org.apache.hadoop.fs.Path(folder)
-        fs = path.getFileSystem(hadoop_conf)
-        if not fs.exists(path):
-            return None
-        named = [s for s in fs.listStatus(path) if is_landing_file(s.getPath().getName())]
+    def list_folder(folder: str) -> LandedDay:
+        listed = storage.children(folder)
+        named = [e for e in listed if is_landing_file(e.path.rsplit("/", 1)[-1])]
         return LandedDay(
-            files=sorted(s.getPath().toString() for s in named if s.isFile()),
-            directories=sorted(s.getPath().toString() for s in named if s.isDirectory()),
+            files=sorted(e.path for e in named if not e.is_dir),
+            directories=sorted(e.path for e in named if e.is_dir),
         )
 
-    if list_folder(landing_path(root)) is None:
+    if not storage.exists(landing_path(root)):
         raise UserError(
             f"no landing folder at {landing_path(root)}: check --root, or land files "
             "under landing/purchases/dt=YYYY-MM-DD/ first"
         )
-    return {
-        day: list_folder(landing_day_path(root, day)) or LandedDay([], []) for day in days.days()
-    }
+    return {day: list_folder(landing_day_path(root, day)) for day in days.days()}
 
 
 def gzip_problems(spark: SparkSession, files: Sequence[str]) -> dict[str, str]:
@@ -290,7 +284,7 @@ def outputs(days: DateRange) -> list[wap.Output]:
 
 def build(spark: SparkSession, root: str, days: DateRange) -> dict[dt.date, int]:
     """Stage the bronze rows and landing log of ``days``; returns rows staged per date."""
-    files_by_date = landing_files(spark, root, days)
+    files_by_date = landing_files(root, days)
     for day, landed in files_by_date.items():
         if not landed.files and not landed.directories:
             log.info(
@@ -325,7 +319,7 @@ def build(spark: SparkSession, root: str, days: DateRange) -> dict[dt.date, int]
 
 def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
     """Gate the staged bronze rows and publish them and the landing log."""
-    gate_params = {"start": str(days.start), "end": str(days.end), "stage": "bronze"}
+    gate_params = {"start": str(days.start), "end": str(days.end)}
     return wap.audit_and_publish(spark, root, "bronze", days.key, outputs(days), gate_params)
 
 

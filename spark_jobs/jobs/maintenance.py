@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -33,6 +34,7 @@ from spark_jobs.catalog import (
 from spark_jobs.cli import UserError, job_parser, resolve_root, run_cli
 from spark_jobs.quality import wap
 from spark_jobs.session import build_spark
+from spark_jobs.storage import delta
 from spark_jobs.storage import files as storage
 from spark_jobs.training import manifest as manifests
 
@@ -59,7 +61,7 @@ class TablePlan:
     log_retention_days: int | None  # set on the table when the default is too short
 
 
-def protected_versions(manifests_found: Iterable[Mapping[str, object]]) -> dict[str, int]:
+def protected_versions(manifests_found: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Oldest Delta version each table path must keep readable, over all manifests.
 
     A manifest protects the versions of its ``inputs``, its ``output`` and its spine
@@ -76,7 +78,7 @@ def protected_versions(manifests_found: Iterable[Mapping[str, object]]) -> dict[
             oldest[key] = min(version, oldest.get(key, version))
 
     for manifest in manifests_found:
-        for entry in (manifest.get("inputs") or {}).values():  # type: ignore[union-attr]
+        for entry in (manifest.get("inputs") or {}).values():
             protect(entry)
         protect(manifest.get("output"))
         protect(manifest.get("spine"))
@@ -116,12 +118,8 @@ def read_all_manifests(spark: SparkSession, root: str) -> tuple[list[dict], list
     stop the run: ``plans`` keeps every version of the tables it may protect.
     """
     pattern = join_path(root, TRAINING_FOLDER, "*", manifests.MANIFEST_FILE)
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(pattern)  # type: ignore[union-attr]
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
     found, unreadable = [], []
-    for status in fs.globStatus(hadoop_path) or []:
-        path = str(status.getPath().toString())
+    for path in storage.glob(pattern):
         try:
             found.append(manifests.read_manifest(spark, path))
         except UserError as exc:
@@ -133,12 +131,8 @@ def read_all_manifests(spark: SparkSession, root: str) -> tuple[list[dict], list
 def delta_tables(spark: SparkSession, root: str) -> list[str]:
     """Paths of the catalog's tables and of every training set that exist as Delta tables."""
     candidates = [t.path(root) for t in ALL_TABLES]
-    pattern = join_path(root, TRAINING_FOLDER, "*")
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(pattern)  # type: ignore[union-attr]
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
-    candidates += sorted(str(s.getPath().toString()) for s in fs.globStatus(hadoop_path) or [])
-    return [p for p in candidates if DeltaTable.isDeltaTable(spark, p)]
+    candidates += storage.glob(join_path(root, TRAINING_FOLDER, "*"))
+    return [p for p in candidates if delta.is_delta(spark, p)]
 
 
 def _normalise(path: str) -> str:
@@ -202,9 +196,7 @@ def plans(
     return result
 
 
-def stale_staging(
-    spark: SparkSession, root: str, now: dt.datetime, max_age_hours: int
-) -> list[str]:
+def stale_staging(root: str, now: dt.datetime, max_age_hours: int) -> list[str]:
     """Run folders under ``<root>/_staging`` untouched for more than ``max_age_hours``.
 
     A run's staging is ``_staging/<layer>/<table>/<run key>`` (training sets:
@@ -212,19 +204,19 @@ def stale_staging(
     """
     cutoff = now.replace(tzinfo=None) - dt.timedelta(hours=max_age_hours)
     stale = []
-    for layer in storage.children(spark, staging_root(root)):
-        for table in storage.children(spark, layer.path):
+    for layer in storage.children(staging_root(root)):
+        for table in storage.children(layer.path):
             stale += [
                 run.path
-                for run in storage.children(spark, table.path)
-                if run.modified_at < cutoff and _newest_change(spark, run) < cutoff
+                for run in storage.children(table.path)
+                if run.modified_at < cutoff and _newest_change(run) < cutoff
             ]
     return stale
 
 
-def _newest_change(spark: SparkSession, entry: storage.Entry) -> dt.datetime:
+def _newest_change(entry: storage.Entry) -> dt.datetime:
     """The latest modification time of a folder and its direct children."""
-    times = [entry.modified_at, *(c.modified_at for c in storage.children(spark, entry.path))]
+    times = [entry.modified_at, *(c.modified_at for c in storage.children(entry.path))]
     return max(times)
 
 
@@ -289,11 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Retention is measured by Delta against the clock, so the plan is too.
     now = dt.datetime.now(dt.UTC)
     log.info("maintenance of %s (run %s)", root, args.start or "by hand")
-    for folder in stale_staging(spark, root, now, args.staging_max_age_hours):
+    for folder in stale_staging(root, now, args.staging_max_age_hours):
         if args.dry_run:
             print(f"plan: remove stale staging {folder}")
             continue
-        storage.delete_tree(spark, folder)
+        storage.delete_tree(folder)
         print(f"removed stale staging {folder}")
     for plan in plans(spark, root, now, args.retention_hours):
         if args.dry_run:

@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -24,6 +23,7 @@ from spark_jobs.catalog import (
     SILVER_QUARANTINE,
     Table,
 )
+from spark_jobs.storage import delta
 from spark_jobs.transforms.silver import parse_event_time, utc_date
 
 EVENT_KEY = ["event_date", "event_id"]
@@ -61,10 +61,7 @@ def _landings(frame: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
 
 
 def _read(spark: SparkSession, root: str, table: Table) -> DataFrame | None:
-    path = table.path(root)
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return spark.read.format("delta").load(path)
+    return delta.read_if_exists(spark, table.path(root))
 
 
 def _counts(frame: DataFrame) -> dict[dt.date, int]:

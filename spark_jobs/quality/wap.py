@@ -18,14 +18,18 @@ import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.catalog import Table, join_path, publishing_root, staging_path
 from spark_jobs.cli import GateFailed, UserError
 from spark_jobs.names import child_path
+from spark_jobs.storage import delta
 from spark_jobs.storage import files as storage
+
+if TYPE_CHECKING:
+    from spark_jobs.quality.results import GateResult
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class StageResult:
     published: bool = False
     row_counts: dict[str, int] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
-    gate_results: dict[str, object] = field(default_factory=dict)
+    gate_results: dict[str, GateResult] = field(default_factory=dict)
 
 
 def fault_point(name: str) -> None:
@@ -93,12 +97,13 @@ def stage_outputs(
 def read_staged(spark: SparkSession, root: str, table: Table, run_key: str) -> DataFrame:
     """The staged rows of one output; a clear error when the build step never ran."""
     path = staging_path(root, table, run_key)
-    if not DeltaTable.isDeltaTable(spark, path):
+    staged = delta.read_if_exists(spark, path)
+    if staged is None:
         raise UserError(
             f"no staged output for {table.name} at {path}: run the build step "
             "(--step build) for the same dates first"
         )
-    return spark.read.format("delta").load(path)
+    return staged
 
 
 def audit_and_publish(
@@ -153,7 +158,7 @@ def audit_and_publish(
     end_publish(spark, root, stage, run_key)
     result.published = True
     for gate in result.gate_results.values():
-        gates.index_validation(spark, root, gate)  # type: ignore[arg-type]
+        gates.index_validation(spark, root, gate)
     remove_staged(spark, root, [o.table for o in outputs], run_key)
     return result
 
@@ -178,26 +183,26 @@ def begin_publish(
     intent: it is kept, because the tables have moved on since those versions were taken.
     """
     path = publish_intent_path(root, stage, run_key)
-    if storage.read_text(spark, path) is not None:
+    if storage.read_text(path) is not None:
         log.warning("finishing the publish of stage %s that %s began before", stage, path)
         return
     versions = {table.name: latest_version(spark, table.path(root)) for table in tables}
     intent = {"stage": stage, "run_key": run_key, "versions": versions}
-    storage.write_text_atomic(spark, path, json.dumps(intent, sort_keys=True))
+    storage.write_text_atomic(path, json.dumps(intent, sort_keys=True))
 
 
 def end_publish(spark: SparkSession, root: str, stage: str, run_key: str) -> None:
     """Every table of the stage is committed: readers see the new versions."""
-    storage.delete_tree(spark, publish_intent_path(root, stage, run_key))
+    storage.delete_tree(publish_intent_path(root, stage, run_key))
 
 
 def unfinished_publishes(spark: SparkSession, root: str) -> list[dict]:
     """The intents of publishes in progress or cut short by a kill (oldest first)."""
     intents = []
-    for entry in storage.children(spark, publishing_root(root)):
+    for entry in storage.children(publishing_root(root)):
         if entry.is_dir or not entry.path.endswith(".json"):
             continue
-        text = storage.read_text(spark, entry.path)
+        text = storage.read_text(entry.path)
         if text is None:  # finished between the listing and the read
             continue
         try:
@@ -260,7 +265,7 @@ def read_consistent(spark: SparkSession, root: str, table: Table) -> DataFrame |
     version = consistent_version(spark, root, table)
     if version < 0:
         return None
-    return spark.read.format("delta").option("versionAsOf", version).load(table.path(root))
+    return delta.read_version(spark, table.path(root), version)
 
 
 def require_finished(spark: SparkSession, root: str, tables: Sequence[Table]) -> None:
@@ -285,7 +290,7 @@ def remove_staged(spark: SparkSession, root: str, tables: Sequence[Table], run_k
     A run that died before publishing leaves its staging; maintenance removes it later.
     """
     for table in tables:
-        if storage.delete_tree(spark, staging_path(root, table, run_key)):
+        if storage.delete_tree(staging_path(root, table, run_key)):
             log.info("removed staged %s of run %s", table.name, run_key)
 
 
@@ -303,7 +308,7 @@ def record_inputs(
 ) -> None:
     """Keep the input versions of a build beside its staged ``anchor`` output."""
     path = join_path(staging_path(root, anchor, run_key), INPUTS_FILE)
-    storage.write_text_atomic(spark, path, json.dumps(dict(versions), sort_keys=True))
+    storage.write_text_atomic(path, json.dumps(dict(versions), sort_keys=True))
 
 
 def changed_inputs(
@@ -314,7 +319,7 @@ def changed_inputs(
     Another writer (a rebuild beside the daily run, a backfill) may have published
     between this run's build and publish steps; its rows were not seen by the build.
     """
-    text = storage.read_text(spark, join_path(staging_path(root, anchor, run_key), INPUTS_FILE))
+    text = storage.read_text(join_path(staging_path(root, anchor, run_key), INPUTS_FILE))
     if text is None:
         return []
     recorded = json.loads(text)
@@ -328,9 +333,8 @@ def changed_inputs(
 
 def latest_version(spark: SparkSession, path: str) -> int:
     """The newest Delta version of the table at ``path`` (-1 when it does not exist)."""
-    if not DeltaTable.isDeltaTable(spark, path):
-        return -1
-    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+    version = delta.latest_version(spark, path)
+    return -1 if version is None else version
 
 
 def replace_where(predicate: str, table: Table) -> Publisher:
@@ -360,8 +364,9 @@ def read_table(spark: SparkSession, root: str, table: Table, produced_by: str) -
     """
     path = table.path(root)
     require_finished(spark, root, [table])
-    if not DeltaTable.isDeltaTable(spark, path):
+    published = delta.read_if_exists(spark, path)
+    if published is None:
         raise UserError(
             f"{table.name} not found at {path}: run {produced_by} for these dates first"
         )
-    return spark.read.format("delta").load(path)
+    return published
