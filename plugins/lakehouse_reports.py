@@ -32,7 +32,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from spark_jobs.catalog import reports_path
 from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT
-from spark_jobs.quality.gates import INDEX_FILE
+from spark_jobs.quality.reports import INDEX_FILE
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser

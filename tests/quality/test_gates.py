@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -464,3 +465,80 @@ def test_importing_the_gates_does_not_import_great_expectations() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_row_count_band_follows_the_tables_catalog_entry(
+    spark: SparkSession, lakehouse: str
+) -> None:
+    yesterday = DAY - dt.timedelta(days=1)
+    users = [gold_daily_row(f"u{n}", yesterday) for n in range(30)]
+    publish_gold_day(spark, lakehouse, users, yesterday, row_count_min_baseline=10)
+    days = [DAY - dt.timedelta(days=back) for back in (2, 1, 0)]
+    staged = frame(spark, GOLD_USER_DAILY, [gold_daily_row("u1", day) for day in days])
+    settings = gates.GateSettings(row_count_min_baseline=10)
+
+    def band(table: Table) -> dict:
+        return gates.build_parameters(
+            spark, lakehouse, table, params(), f"{DAY}_{DAY}",
+            set(gates.ROW_COUNT_PARAMETERS), settings, staged,
+        )  # fmt: skip
+
+    # gold.user_daily counts its rows per event_date and is recomputed per day: the
+    # three staged event days scale yesterday's 30 rows.
+    assert GOLD_USER_DAILY.row_count_day_column == "event_date"
+    assert GOLD_USER_DAILY.recomputed_per_day
+    declared = band(GOLD_USER_DAILY)
+    assert declared["previous_day_rows"] == 30
+    assert declared["rows_fail_max"] == 900
+    # The same table, declared per landing day: one day of the run.
+    assert band(replace(GOLD_USER_DAILY, recomputed_per_day=False))["rows_fail_max"] == 300
+    # No day column declared: no baseline, no bounds.
+    open_band = band(replace(GOLD_USER_DAILY, row_count_day_column=None))
+    assert open_band["previous_day_rows"] == 0
+    assert (open_band["rows_fail_min"], open_band["rows_fail_max"]) == (0, None)
+
+
+def test_quarantine_limits_count_the_runs_staged_rows_of_both_tables(
+    spark: SparkSession, lakehouse: str
+) -> None:
+    run_key = f"{DAY}_{DAY}"
+    stage_outputs(
+        spark,
+        lakehouse,
+        run_key,
+        {
+            SILVER_PURCHASES: frame(spark, SILVER_PURCHASES, [silver_row(n) for n in range(18)]),
+            SILVER_QUARANTINE: frame(
+                spark, SILVER_QUARANTINE, [quarantine_row(n) for n in range(2)]
+            ),
+        },
+    )
+    needed = set(gates.QUARANTINE_PARAMETERS)
+    settings = gates.GateSettings()
+    # silver.quarantine's catalog entry names silver.purchases as the kept records.
+    assert SILVER_QUARANTINE.quarantine_of is SILVER_PURCHASES
+    limits = gates.build_parameters(
+        spark, lakehouse, SILVER_QUARANTINE, params(), run_key, needed, settings
+    )
+    # 20 staged records: 5% of them warn, 25% fail.
+    assert limits == {"quarantine_warn_max_rows": 1, "quarantine_fail_max_rows": 5}
+    # A table that declares no kept-records table has no limits to derive.
+    with pytest.raises(ValueError, match="quarantine_fail_max_rows"):
+        gates.build_parameters(
+            spark, lakehouse, replace(SILVER_QUARANTINE, quarantine_of=None), params(),
+            run_key, needed, settings,
+        )  # fmt: skip
+
+
+def test_index_lines_accumulate_and_the_reports_folder_keeps_no_drafts(
+    spark: SparkSession, lakehouse: str
+) -> None:
+    table, rows = correct_frame(spark, "gold_user_daily")
+    for _ in range(3):
+        gates.validate_table(spark, lakehouse, table, rows, params(), f"{DAY}_{DAY}")
+
+    entries = read_index(lakehouse)
+    assert [e["success"] for e in entries] == [True, True, True]
+    assert len({e["report"] for e in entries}) == 3
+    leftovers = [p for p in Path(reports_path(lakehouse)).rglob("*") if p.name.startswith(".")]
+    assert leftovers == []

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_jobs.quality import gates
+from spark_jobs.quality import gx_runner
 
 
 @pytest.fixture(scope="module")
 def validate(spark: SparkSession):
     """Validate one expect_column_values_to_satisfy_condition on a small frame."""
-    context = gates._context()  # registers the expectation, as a gate does
+    context = gx_runner.context()  # registers the expectation, as a gate does
     from spark_jobs.quality.gx_expectations import ExpectColumnValuesToSatisfyCondition
 
     datasource = context.data_sources.add_spark(name="condition_tests")
