@@ -17,13 +17,16 @@ landing date, and the tables end as one in-order pass would leave them. A run ne
 builds on a hole: it starts right after the newest published date before its range,
 computing any date in between as one that landed nothing (until that date runs itself).
 
+The per-day computation is spark_jobs.transforms.feature_versions; this job picks the
+range, reads the inputs, checkpoints each day's versions to a scratch folder, stages,
+gates and publishes.
+
     python -m spark_jobs.jobs.build_features --root R --start 2026-03-01 --end 2026-03-31
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from collections.abc import Sequence
 
@@ -33,13 +36,10 @@ from pyspark.sql import functions as F
 
 from spark_jobs.catalog import (
     GOLD_FEATURE_LANDINGS,
-    GOLD_FEATURE_LANDINGS_SCHEMA,
     GOLD_USER_DAILY_BY_LANDING,
     GOLD_USER_FEATURE_STATE,
-    GOLD_USER_FEATURE_STATE_SCHEMA,
     GOLD_USER_FEATURES,
     GOLD_USER_FEATURES_HISTORY,
-    Table,
     join_path,
     staging_path,
 )
@@ -58,47 +58,24 @@ from spark_jobs.quality.wap import (
     stage_outputs,
 )
 from spark_jobs.session import build_spark
+from spark_jobs.storage import delta
 from spark_jobs.storage import files as storage
 from spark_jobs.storage.locking import writer_lock
-from spark_jobs.transforms.features import (
-    LONGEST_WINDOW,
-    feature_rows,
-    latest_versions,
-    lifetime_state,
-    merge_slices,
-    snapshot_starts,
-    state_rows,
-    versions_of,
-    window_features,
+from spark_jobs.transforms.feature_versions import (
+    ONE_DAY,
+    Checkpoint,
+    available_at,
+    compute_versions,
+    feature_frames,
+    timestamp_sql,
 )
+from spark_jobs.transforms.features import latest_versions
 
 log = logging.getLogger(__name__)
 
 STAGE = "features"
 # The tables a build reads: a commit to any of them after the build makes it stale.
 INPUTS = (GOLD_USER_DAILY_BY_LANDING, GOLD_USER_FEATURE_STATE, GOLD_FEATURE_LANDINGS)
-ONE_DAY = dt.timedelta(days=1)
-
-
-def available_at(landing_date: dt.date) -> dt.datetime:
-    """When the run of ``landing_date`` makes its versions known: the end of its interval."""
-    return dt.datetime.combine(landing_date + ONE_DAY, dt.time())
-
-
-def timestamp_sql(moment: dt.datetime) -> str:
-    """A SQL timestamp literal (UTC, the session time zone)."""
-    return f"TIMESTAMP'{moment:%Y-%m-%d %H:%M:%S}'"
-
-
-def first_touched_dates(slices: DataFrame, days: DateRange) -> dict[dt.date, dt.date]:
-    """Per landing date of the range: the earliest event date its rows touch."""
-    rows = (
-        slices.where(F.col("_landing_date").between(F.lit(days.start), F.lit(days.end)))
-        .groupBy("_landing_date")
-        .agg(F.min("event_date").alias("first_event_date"))
-        .collect()
-    )
-    return {row["_landing_date"]: row["first_event_date"] for row in rows}
 
 
 def scratch_path(root: str, run_key: str) -> str:
@@ -106,102 +83,27 @@ def scratch_path(root: str, run_key: str) -> str:
     return staging_path(root, GOLD_USER_FEATURE_STATE, f"{run_key}_versions")
 
 
-def compute_versions(
-    spark: SparkSession, root: str, days: DateRange, scratch: str
-) -> list[DataFrame]:
-    """The wide version frames (see ``features.versions_of``) of each landing date.
+def scratch_checkpoint(spark: SparkSession, scratch: str) -> Checkpoint:
+    """Each day's versions written to the scratch folder and read back for the next day.
 
-    Days run in order in this session; each day's versions are written to a scratch
-    folder beside the staged outputs and read back as the next day's previous state, so
-    a range costs one job start, not one per day. (Reading files back, unlike an
-    in-memory checkpoint, also gives the planner real sizes: estimates carried over
-    from one day's joins to the next multiply without bound.) Published state is read
-    only as it was before the range (versions available by ``days.start`` 00:00), which
-    makes a rerun see what the first run saw.
+    Reading files back, unlike an in-memory checkpoint, gives the planner real sizes:
+    estimates carried over from one day's joins to the next multiply without bound.
     """
-    slices_all = read_table(spark, root, GOLD_USER_DAILY_BY_LANDING, "build_gold")
-    touched = first_touched_dates(slices_all, days)
-    starts = {day: min(touched.get(day, day), day) for day in days.days()}
-    earliest = min(starts.values())
-    daily_from = earliest - dt.timedelta(days=LONGEST_WINDOW - 1)
-    slices = slices_all.where(
-        F.col("_landing_date").between(F.lit(daily_from), F.lit(days.end))
-        & (F.col("event_date") >= F.lit(daily_from))
-    )
-    if len(days) > 1:
-        slices = slices.cache()
-    state_path = GOLD_USER_FEATURE_STATE.path(root)
-    published_state = (
-        spark.read.format("delta")
-        .load(state_path)
-        .where(F.col("available_at") <= F.expr(timestamp_sql(available_at(days.start - ONE_DAY))))
-        if DeltaTable.isDeltaTable(spark, state_path)
-        else None
-    )
-    produced: list[tuple[dt.date, DataFrame]] = []
-    for landing_date in days.days():
-        start = starts[landing_date]
-        base_from = start - ONE_DAY
-        sources = [
-            state_rows(versions).where(F.col("as_of_date") >= F.lit(base_from))
-            for produced_on, versions in produced
-            if produced_on >= base_from
-        ]
-        if published_state is not None and base_from < days.start:
-            sources.append(
-                published_state.where(
-                    F.col("as_of_date").between(F.lit(base_from), F.lit(days.start - ONE_DAY))
-                )
-            )
-        base = latest_versions(
-            functools.reduce(DataFrame.unionByName, sources)
-            if sources
-            else spark.createDataFrame([], GOLD_USER_FEATURE_STATE_SCHEMA)
-        ).localCheckpoint()
-        previous = base.where(F.col("as_of_date") == F.lit(landing_date - ONE_DAY))
-        landed = slices.where(F.col("_landing_date") == F.lit(landing_date)).select(
-            "user_id", "event_date"
-        )
-        known = slices.where(
-            (F.col("_landing_date") <= F.lit(landing_date))
-            & (F.col("event_date") >= F.lit(start - dt.timedelta(days=LONGEST_WINDOW - 1)))
-        )
-        # Checkpoints between the steps keep each query plan small: planning one plan
-        # with every step inlined costs more than the extra in-memory materialisations.
-        daily = merge_slices(known).localCheckpoint()
-        starts_of_users = snapshot_starts(previous, landed, landing_date)
-        state = lifetime_state(starts_of_users, base, daily, landing_date).localCheckpoint()
+
+    def checkpoint(landing_date: dt.date, versions: DataFrame) -> DataFrame:
         day_path = join_path(scratch, f"landing_date={landing_date}")
-        versions_of(state, window_features(state, daily)).write.mode("overwrite").parquet(day_path)
-        produced.append((landing_date, spark.read.parquet(day_path)))
-        log.info("features for landing date %s: snapshots from %s", landing_date, start)
-    if len(days) > 1:
-        slices.unpersist()
-    return [versions for _, versions in produced]
+        versions.write.mode("overwrite").parquet(day_path)
+        return spark.read.parquet(day_path)
 
-
-def feature_frames(
-    spark: SparkSession, versions: list[DataFrame], days: DateRange
-) -> dict[Table, DataFrame]:
-    """The staged outputs: every version (history), the newest per key, the state, the dates."""
-    every = functools.reduce(DataFrame.unionByName, versions)
-    history = feature_rows(every)
-    return {
-        GOLD_USER_FEATURES_HISTORY: history,
-        GOLD_USER_FEATURES: latest_versions(history),
-        GOLD_USER_FEATURE_STATE: state_rows(every),
-        GOLD_FEATURE_LANDINGS: spark.createDataFrame(
-            [(day,) for day in days.days()], GOLD_FEATURE_LANDINGS_SCHEMA
-        ),
-    }
+    return checkpoint
 
 
 def published_landings(spark: SparkSession, root: str) -> list[dt.date]:
     """The landing dates whose features are published, in order (none before the first)."""
-    path = GOLD_FEATURE_LANDINGS.path(root)
-    if not DeltaTable.isDeltaTable(spark, path):
+    landings = delta.read_if_exists(spark, GOLD_FEATURE_LANDINGS.path(root))
+    if landings is None:
         return []
-    rows = spark.read.format("delta").load(path).select("_landing_date").distinct().collect()
+    rows = landings.select("_landing_date").distinct().collect()
     return sorted(row["_landing_date"] for row in rows)
 
 
@@ -244,7 +146,7 @@ def staged_range(spark: SparkSession, root: str, run_key: str) -> DateRange:
     bounds = (
         read_staged(spark, root, GOLD_FEATURE_LANDINGS, run_key)
         .agg(F.min("_landing_date"), F.max("_landing_date"))
-        .first()
+        .collect()[0]
     )
     return DateRange(bounds[0], bounds[1])
 
@@ -263,13 +165,13 @@ def newest_versions(root: str, range_start: dt.date) -> Publisher:
     def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
         columns = [f.name for f in table.schema.fields]
         rows = staged.select(columns)
-        if not DeltaTable.isDeltaTable(spark, path):
+        if not delta.is_delta(spark, path):
             rows.write.format("delta").partitionBy(*table.partition_by).save(path)
             return
         target = DeltaTable.forPath(spark, path)
         history_path = GOLD_USER_FEATURES_HISTORY.path(root)
         source = rows
-        if DeltaTable.isDeltaTable(spark, history_path):
+        if delta.is_delta(spark, history_path):
             owned = (
                 target.toDF()
                 .where(f"available_at >= {first_of_range}")
@@ -324,10 +226,15 @@ def build(spark: SparkSession, root: str, days: DateRange) -> DateRange:
     versions = input_versions(spark, root, INPUTS)
     computed = cascade_range(spark, root, days)
     scratch = scratch_path(root, days.key)
-    frames = feature_frames(spark, compute_versions(spark, root, computed, scratch), computed)
+    slices = read_table(spark, root, GOLD_USER_DAILY_BY_LANDING, "build_gold")
+    state = delta.read_if_exists(spark, GOLD_USER_FEATURE_STATE.path(root))
+    computed_versions = compute_versions(
+        slices, state, computed, scratch_checkpoint(spark, scratch)
+    )
+    frames = feature_frames(spark, computed_versions, computed)
     stage_outputs(spark, root, days.key, frames)
     record_inputs(spark, root, days.key, GOLD_FEATURE_LANDINGS, versions)
-    storage.delete_tree(spark, scratch)
+    storage.delete_tree(scratch)
     return computed
 
 
@@ -370,7 +277,7 @@ def run_steps(spark: SparkSession, root: str, days: DateRange, step: str) -> Non
             STAGE,
             days.key,
             feature_outputs(root, computed),
-            {"start": str(computed.start), "end": str(computed.end), "stage": STAGE},
+            {"start": str(computed.start), "end": str(computed.end)},
         )
 
 

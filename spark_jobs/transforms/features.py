@@ -1,7 +1,8 @@
 """Pure transforms behind gold.user_daily and gold.user_features.
 
 Every function here maps DataFrames to DataFrames and runs no Spark action; the jobs
-(`build_gold`, `build_features`) read, loop over landing dates and write.
+(`build_gold`, `build_features`) read and write, and `feature_versions` runs them day
+after day over a range of landing dates.
 
 The central idea: a *slice* is what one landing date added to one (user, event_date).
 The daily values "known at landing date L" are the merge of the slices landed on or
@@ -12,9 +13,11 @@ computes every version from exactly the rows the daily run of that date saw.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField
 
 from spark_jobs.catalog import (
     FEATURE_WINDOWS,
@@ -35,8 +38,8 @@ def _money(column: Column) -> Column:
     return column.cast(MONEY)
 
 
-def _columns(schema_fields: object) -> list[str]:
-    return [f.name for f in schema_fields]  # type: ignore[attr-defined]
+def _columns(schema_fields: Iterable[StructField]) -> list[str]:
+    return [f.name for f in schema_fields]
 
 
 def midnight_utc(day: dt.date) -> Column:

@@ -23,6 +23,7 @@ from pyspark.sql.types import (
 from spark_jobs.catalog import GOLD_USER_FEATURES, GOLD_USER_FEATURES_HISTORY, Table, training_path
 from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
 from spark_jobs.jobs import build_training_set as job
+from spark_jobs.training import plan
 from spark_jobs.transforms import pit
 from tests.factories import DAY0, at, feature_frame, micros, snapshot_row
 
@@ -320,7 +321,7 @@ def test_training_problems_catch_an_injected_leak_and_a_lost_row(spark: SparkSes
         [(0, "a", at(3), at(2), at(2)), (1, "a", at(3), at(4), at(4))], schema
     )
 
-    problems = job.training_problems(crafted, pit.PitOptions(), [""], spine_rows=3)
+    problems = plan.training_problems(crafted, pit.PitOptions(), [""], spine_rows=3)
 
     assert len(problems) == 2
     assert problems[0].startswith("row count: 2 rows")
@@ -336,7 +337,7 @@ def test_spine_bounds_are_utc_whatever_the_local_time_zone(
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     time.tzset()
     try:
-        bounds, _ = job.measure_spine(spine)
+        bounds, _ = plan.measure_spine(spine)
     finally:
         monkeypatch.undo()
         time.tzset()
