@@ -52,8 +52,14 @@ DAILY_FX_SCHEMA = StructType(
 
 def load_currencies(path: str | None = None) -> list[str]:
     """The ISO-4217 codes silver accepts, from include/reference/currencies.csv."""
+    return list(load_minor_units(path))
+
+
+def load_minor_units(path: str | None = None) -> dict[str, int]:
+    """Decimals of each currency silver accepts, in file order: the one reader of
+    include/reference/currencies.csv."""
     with open(path or reference_path("currencies.csv"), newline="") as handle:
-        return [row["currency"] for row in csv.DictReader(handle)]
+        return {row["currency"]: int(row["minor_units"]) for row in csv.DictReader(handle)}
 
 
 def _published_rows(path: str | None) -> list[list[str]]:

@@ -2,8 +2,8 @@
 of a real feed in documented amounts.
 
 Every check parses the landed files with plain Python (json, datetime), independently of
-the generator's Spark code, and compares them with the contract in DESIGN.md and the
-generator's own summary.
+the generator's Spark code, and compares them with the contract in docs/DATA_CONTRACT.md
+and the generator's own summary.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import hashlib
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.generate_purchases import GenerationSummary, generate, main
+from devtools.generate_purchases import EXPECTED_REASON, GenerationSummary, generate, main
 from spark_jobs.config import PROJECT_ROOT
 
 START = dt.date(2026, 3, 1)
@@ -76,7 +77,7 @@ class Line:
 
 
 def contract_reason(text: str, landing_date: dt.date) -> tuple[dict | None, str | None]:
-    """The landing contract of DESIGN.md, written out independently of the generator."""
+    """The landing contract of docs/DATA_CONTRACT.md, written out independently of the generator."""
     try:
         record = json.loads(text)
     except ValueError:
@@ -164,6 +165,39 @@ def test_same_seed_gives_byte_identical_files_and_regenerating_replaces_the_day(
     stray.write_text('{"from": "an older run"}\n')
     generate(spark, first, START, START + dt.timedelta(days=2), users=50, seed=6)
     assert landed_files(first) == landed_files(other)
+
+
+# SHA-256 over (name, bytes) of every file of the run in the test below, as the generator
+# wrote them before it was split into devtools/sample_data. Change it only together with a
+# deliberate change of the sample data (and say so in docs/GENERATOR.md).
+PINNED_DIGEST = "53c278c7704c38ecfe72fd42e840b8850f5d26c6974b33f8a0603599d40df8ba"
+
+
+def test_a_fixed_seed_writes_the_bytes_it_always_wrote(spark, tmp_path) -> None:
+    root = str(tmp_path / "pinned")
+    generate(spark, root, START, START + dt.timedelta(days=2), users=50, seed=5, files_per_day=3)
+    files = landed_files(root)
+    digest = hashlib.sha256()
+    for name, content in files.items():
+        digest.update(name.encode() + b"\0" + content + b"\0")
+
+    assert sorted(files) == [
+        f"dt={START + dt.timedelta(days=d)}/part-{n:05d}.jsonl" for d in range(3) for n in range(4)
+    ]
+    assert digest.hexdigest() == PINNED_DIGEST
+
+
+def test_the_generator_promises_the_reasons_of_the_docs_and_uses_no_private_spark_handle() -> None:
+    assert EXPECTED_REASON == REASON_OF_DEFECT
+    sources = [PROJECT_ROOT / "devtools" / "generate_purchases.py"]
+    sources += sorted((PROJECT_ROOT / "devtools" / "sample_data").glob("*.py"))
+    private = [
+        f"{path.name}: {handle}"
+        for path in sources
+        for handle in ("_jvm", "_jsc", "ChecksumFileSystem")
+        if handle in path.read_text(encoding="utf-8")
+    ]
+    assert len(sources) > 2 and private == []
 
 
 def test_gzip_files_are_reproducible_and_hold_the_same_lines(spark, tmp_path) -> None:
