@@ -12,10 +12,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pendulum
 from airflow.sdk import Asset
 
 from include.operators import LakehouseSparkSubmitOperator
+from spark_jobs.cli import parse_date
 from spark_jobs.config import Settings
 from spark_jobs.names import UnsafeNameError, validate_name
 
@@ -116,14 +119,14 @@ def default_args(retries: int = 2) -> dict[str, object]:
     }
 
 
-def dag_start_date() -> dt.datetime:
-    """First logical date the DAGs know: ``$LAKEHOUSE_START_DATE`` or 2024-01-01 (UTC).
+def dag_start_date() -> pendulum.DateTime:
+    """First logical date the DAGs know: ``$LAKEHOUSE_START_DATE`` or 2024-01-01, at 00:00 UTC.
 
     Early enough that any real backfill range is inside it; catchup is off, so it
-    does not create runs by itself.
+    does not create runs by itself. Read like the jobs' ``--start`` (YYYY-MM-DD).
     """
-    value = os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01")
-    return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC)
+    day = parse_date(os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC")
 
 
 def spark_job(
@@ -133,7 +136,7 @@ def spark_job(
     doc_md: str,
     root: str,
     outlets: Sequence[Asset] = (),
-    **kwargs: object,
+    **kwargs: Any,  # passed on to LakehouseSparkSubmitOperator
 ) -> LakehouseSparkSubmitOperator:
     """A task that spark-submits ``spark_jobs/jobs/<job>.py --root <root> <args>``."""
     kwargs.setdefault("pool", WRITER_POOL)

@@ -11,6 +11,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from pydantic import JsonValue
 
 COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
@@ -24,7 +29,7 @@ class Commit:
     operation: str | None
     metrics: dict[str, str]
 
-    def as_event_extra(self) -> dict[str, object]:
+    def as_event_extra(self) -> dict[str, JsonValue]:
         """The commit as JSON-friendly Asset event metadata."""
         return {
             "delta_version": self.version,
@@ -68,7 +73,7 @@ class _LogReader:
         self.table_path = table_path.rstrip("/")
         self.is_s3 = table_path.startswith(("s3a://", "s3://"))
 
-    def _s3(self) -> tuple[object, str, str]:
+    def _s3(self) -> tuple[S3Hook, str, str]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket, key = S3Hook.parse_s3_url("s3://" + self.table_path.split("://", 1)[1])

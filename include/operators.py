@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseSensorOperator, Context
@@ -21,6 +22,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from spark_jobs.cli import EXIT_BAD_INPUT, EXIT_GATE_FAILED
 from spark_jobs.config import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 INDEX_TAIL_BYTES = 256 * 1024
 
@@ -54,7 +58,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         conn_id: str = "spark_default",
         aws_conn_id: str = "aws_default",
         published_training_set: str | None = None,
-        **kwargs: object,
+        **kwargs: Any,  # passed on to the Airflow operator
     ) -> None:
         settings = Settings.from_env()
         kwargs.setdefault("driver_memory", settings.driver_memory)
@@ -133,6 +137,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         from spark_jobs.catalog import training_path
 
         for asset in self.outlets:
+            path: str | None
             if self.published_training_set:
                 path = training_path(self.lakehouse_root, self.published_training_set)
             else:
@@ -156,7 +161,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
             self.log.info("%s is now at Delta version %s", asset.name, commit.version)
 
 
-def latest_validation(root: str, table: str) -> dict[str, object] | None:
+def latest_validation(root: str, table: str) -> dict[str, JsonValue] | None:
     """The newest gate validation of ``table`` in ``<root>/_reports/index.jsonl`` (local roots).
 
     Only the end of the index is read: it grows by one line per validation.
@@ -274,7 +279,7 @@ class LandingDaySensor(BaseSensorOperator):
         lakehouse_root: str,
         landing_date: str = "{{ ds }}",
         aws_conn_id: str = "aws_default",
-        **kwargs: object,
+        **kwargs: Any,  # passed on to the Airflow operator
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)

@@ -17,6 +17,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+
+import pendulum
 
 from spark_jobs.config import Settings
 
@@ -34,18 +37,36 @@ class GateFailed(Exception):
     """A validation gate rejected the data; nothing was published. Exit code 3."""
 
 
+# The date forms accepted: YYYY-MM-DD, YYYYMMDD and the ISO week dates YYYY-Www[-D] and
+# YYYYWww[D] (day 1 when left out). pendulum.parse alone also reads ordinal dates,
+# "2026-03", times and "now", so the form is matched first.
+_DATE_FORM = re.compile(
+    r"[0-9]{4}(?:-[0-9]{2}-[0-9]{2}|[0-9]{4}|(?P<sep>-?)W(?P<week>[0-9]{2})(?:(?P=sep)[1-7])?)"
+)
+
+
 def parse_date(value: str) -> dt.date:
-    """A YYYY-MM-DD date, for argparse."""
+    """A YYYY-MM-DD date (or YYYYMMDD, or an ISO week date), for argparse."""
+    form = _DATE_FORM.fullmatch(value)
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
+        parsed = pendulum.parse(value, strict=True, exact=True) if form else None
+    except ValueError:  # pendulum's ParserError: no such day, e.g. 2026-02-30
+        parsed = None
+    if (
+        form is None
+        or not isinstance(parsed, pendulum.Date)
+        or isinstance(parsed, pendulum.DateTime)
+        # pendulum rolls week 00, and week 53 of a 52-week year, into a neighbouring week
+        or (form["week"] is not None and parsed.isocalendar().week != int(form["week"]))
+    ):
         raise argparse.ArgumentTypeError(
             f"invalid date {value!r}: expected YYYY-MM-DD, e.g. 2026-03-01"
-        ) from None
+        )
+    return dt.date(parsed.year, parsed.month, parsed.day)  # a plain date, not pendulum's
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 

@@ -7,8 +7,9 @@ One variable, ``LAKEHOUSE_ROOT``, decides where every table lives: a local folde
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAKEHOUSE_ROOT = PROJECT_ROOT / "lakehouse"
@@ -52,8 +53,11 @@ class Settings:
         return self.is_object_store or self.s3a_jars
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``LAKEHOUSE_*`` / ``SPARK_*`` / ``AWS_*`` variables, then overrides."""
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``LAKEHOUSE_*`` / ``SPARK_*`` / ``AWS_*`` variables, then overrides.
+
+        An override is a field name and its value; a None value leaves the field as read.
+        """
         env = os.environ if environ is None else environ
         s3 = S3Settings(
             endpoint=env.get("LAKEHOUSE_S3_ENDPOINT") or None,
@@ -62,14 +66,13 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             path_style_access=env.get("LAKEHOUSE_S3_PATH_STYLE", "true").lower() == "true",
         )
-        values: dict[str, object] = {
-            "lakehouse_root": env.get("LAKEHOUSE_ROOT") or str(DEFAULT_LAKEHOUSE_ROOT),
-            "spark_master": env.get("SPARK_MASTER") or "local[*]",
-            "jars_dir": Path(env.get("LAKEHOUSE_JARS_DIR") or DEFAULT_JARS_DIR),
-            "shuffle_partitions": int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
-            "driver_memory": env.get("SPARK_DRIVER_MEMORY") or "4g",
-            "s3": s3,
-            "s3a_jars": env.get("LAKEHOUSE_S3A_JARS", "false").lower() == "true",
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(
+            lakehouse_root=env.get("LAKEHOUSE_ROOT") or str(DEFAULT_LAKEHOUSE_ROOT),
+            spark_master=env.get("SPARK_MASTER") or "local[*]",
+            jars_dir=Path(env.get("LAKEHOUSE_JARS_DIR") or DEFAULT_JARS_DIR),
+            shuffle_partitions=int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
+            driver_memory=env.get("SPARK_DRIVER_MEMORY") or "4g",
+            s3=s3,
+            s3a_jars=env.get("LAKEHOUSE_S3A_JARS", "false").lower() == "true",
+        )
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -70,7 +70,7 @@ def build_spark(
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Rebuilding a table's snapshot from its log is a Spark job over this many
         # partitions (Delta's default, 50, makes every read and commit of a small table
-        # schedule 50 tasks: 3-6x slower on this lakehouse's tables).
+        # schedule 50 tasks, most of them empty).
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
         # Java 17 opens needed by Spark's off-heap code paths.
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseG1GC",

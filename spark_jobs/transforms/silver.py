@@ -40,7 +40,7 @@ MAX_LINE_AMOUNT = 10**12
 DETAIL_VALUE_CHARS = 100
 
 # Record limits: each is defined here once. docs/DATA_CONTRACT.md quotes them and the
-# silver suite's invariants use the same numbers (tests/spark_jobs/test_record_rules.py
+# silver suite's invariants use the same numbers (tests/quality/test_record_rules.py
 # checks both), so a limit cannot drift between the rules, the gate and the doc.
 #
 # A landed line longer than this is not a purchase record (a dump, a runaway writer):
