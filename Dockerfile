@@ -1,6 +1,19 @@
 # Image for the scheduler, DAG processor, API server and Spark jobs (client mode).
 # The Spark jars come from the same include/pom.xml as `make jars`; nothing is
-# downloaded when a Spark session starts.
+# downloaded when a Spark session starts. Python: the runtime lock requirements.txt (the
+# jobs' and Airflow's dependencies; no test, lint or audit tool) and the project's wheel,
+# both from pyproject.toml. `make setup` installs requirements-dev.txt instead.
+
+# The project's wheel: spark_jobs, include and the expectation suites (pyproject.toml).
+# .gitignore comes along so the build leaves out what git does (__pycache__ and the like).
+FROM python:3.11-slim-bookworm AS wheel
+WORKDIR /src
+COPY pyproject.toml .gitignore ./
+COPY spark_jobs/ spark_jobs/
+COPY include/ include/
+COPY expectations/ expectations/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
 FROM python:3.11-slim-bookworm
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -24,17 +37,23 @@ RUN mvn -q -B -f include/pom.xml package \
 COPY requirements.txt .
 RUN pip install --no-deps -r requirements.txt
 
-COPY spark_jobs/ spark_jobs/
+# spark_jobs and include import from site-packages; the suites sit beside them
+# (site-packages/expectations), where spark_jobs.config looks. spark-submit runs the job
+# files there (include.operators.job_application).
+COPY --from=wheel /dist/ /tmp/dist/
+RUN pip install --no-deps /tmp/dist/purchase_lakehouse-*.whl \
+ && rm -rf /tmp/dist
+
 COPY dags/ dags/
 COPY plugins/ plugins/
-COPY expectations/ expectations/
-COPY include/ include/
+COPY include/docker-entrypoint.sh include/docker-entrypoint.sh
 
 # Login: SimpleAuthManager users (names and roles only; no password is baked in).
 # The entrypoint refuses to start the API server until the operator supplies one:
 # LAKEHOUSE_AIRFLOW_PASSWORD, or a passwords file named by
 # AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE. See docs/SECURITY.md.
-ENV PYTHONPATH=${APP_HOME} \
+# LAKEHOUSE_ROOT: the default a checkout has (<project>/lakehouse); a deployment sets its own.
+ENV LAKEHOUSE_ROOT=${APP_HOME}/lakehouse \
     LAKEHOUSE_JARS_DIR=${APP_HOME}/.cache/jars \
     AIRFLOW__CORE__DAGS_FOLDER=${APP_HOME}/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=${APP_HOME}/plugins \

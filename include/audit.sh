@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Dependency audit for CI: every pin of requirements.txt against the PyPI advisory data.
+# Dependency audit for CI: every pin of both locks against the PyPI advisory data.
 #
-#   include/audit.sh [requirements file]      (default: requirements.txt)
+#   include/audit.sh [requirements file ...]
+#
+# By default the runtime lock requirements.txt (what the image installs) and then the dev
+# lock requirements-dev.txt (what `make setup` and CI install: the runtime pins again plus
+# the test and lint tools), so the output says whether a vulnerable pin ships in the image.
 #
 # Fails on any known vulnerability not listed in include/audit-ignore.txt, and (--strict)
 # on any pin it could not look up: an audit that checked nothing must not pass.
@@ -10,7 +14,11 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 project="$(dirname "${here}")"
-requirements="${1:-${project}/requirements.txt}"
+if (($#)); then
+  locks=("$@")
+else
+  locks=("${project}/requirements.txt" "${project}/requirements-dev.txt")
+fi
 ignore_file="${here}/audit-ignore.txt"
 pip_audit="${PIP_AUDIT:-${project}/.venv/bin/pip-audit}"
 
@@ -26,5 +34,13 @@ while read -r id _reason; do
   ignores+=(--ignore-vuln "${id}")
 done <"${ignore_file}"
 
-exec "${pip_audit}" --requirement "${requirements}" --no-deps --disable-pip \
-  --vulnerability-service pypi --strict --progress-spinner off "${ignores[@]}"
+# Every lock is audited even when an earlier one failed; the exit status is the worst.
+status=0
+for lock in "${locks[@]}"; do
+  echo "audit: ${lock#"${project}/"}" >&2
+  rc=0
+  "${pip_audit}" --requirement "${lock}" --no-deps --disable-pip \
+    --vulnerability-service pypi --strict --progress-spinner off "${ignores[@]}" || rc=$?
+  if ((rc > status)); then status=${rc}; fi
+done
+exit "${status}"
