@@ -55,7 +55,8 @@ def validation_definition(suite_name: str, suite: dict[str, Any]) -> Any:
         import great_expectations as gx
 
         if ("datasource",) not in _GX_CACHE:
-            # The gate persists the staged frame itself, and unpersists it afterwards.
+            # persist=False: each pass reads the staged rows from their Delta staging
+            # table again rather than keeping a cached copy in executor memory.
             _GX_CACHE[("datasource",)] = gx_context.data_sources.add_spark(
                 name="lakehouse", persist=False
             )
