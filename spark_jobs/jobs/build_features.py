@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Sequence
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -168,12 +168,12 @@ def newest_versions(root: str, range_start: dt.date) -> Publisher:
         if not delta.is_delta(spark, path):
             rows.write.format("delta").partitionBy(*table.partition_by).save(path)
             return
-        target = DeltaTable.forPath(spark, path)
         history_path = GOLD_USER_FEATURES_HISTORY.path(root)
         source = rows
         if delta.is_delta(spark, history_path):
             owned = (
-                target.toDF()
+                spark.read.format("delta")
+                .load(path)
                 .where(f"available_at >= {first_of_range}")
                 .select("user_id", "as_of_date")
             )
@@ -185,14 +185,18 @@ def newest_versions(root: str, range_start: dt.date) -> Publisher:
                 .select(columns)
             )
             source = latest_versions(rows.unionByName(fallback))
-        (
-            target.alias("t")
-            .merge(source.alias("s"), "t.user_id = s.user_id AND t.as_of_date = s.as_of_date")
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .whenNotMatchedBySourceDelete(condition=f"t.available_at >= {first_of_range}")
-            .execute()
-        )
+        view = f"features_publish_{uuid.uuid4().hex}"
+        source.createOrReplaceTempView(view)
+        try:
+            spark.sql(
+                f"MERGE INTO {delta.sql_name(path)} AS t USING {view} AS s "
+                "ON t.user_id = s.user_id AND t.as_of_date = s.as_of_date "
+                "WHEN MATCHED THEN UPDATE SET * "
+                "WHEN NOT MATCHED THEN INSERT * "
+                f"WHEN NOT MATCHED BY SOURCE AND t.available_at >= {first_of_range} THEN DELETE"
+            )
+        finally:
+            spark.catalog.dropTempView(view)
 
     return publish
 

@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -142,8 +141,7 @@ def _normalise(path: str) -> str:
 def commit_time(spark: SparkSession, path: str, version: int) -> dt.datetime | None:
     """When ``version`` of the table was committed (UTC); None when its log entry is gone."""
     rows = (
-        DeltaTable.forPath(spark, path)
-        .history()
+        spark.sql(f"DESCRIBE HISTORY {delta.sql_name(path)}")
         .where(F.col("version") == version)
         .select("timestamp")
         .collect()
@@ -222,20 +220,20 @@ def _newest_change(entry: storage.Entry) -> dt.datetime:
 
 def apply(spark: SparkSession, plan: TablePlan, optimize: bool) -> dict[str, object]:
     """OPTIMIZE and VACUUM one table as planned; returns what was done."""
-    table = DeltaTable.forPath(spark, plan.path)
+    table = delta.sql_name(plan.path)
     done: dict[str, object] = {"path": plan.path, "retention_hours": plan.retention_hours}
     if plan.log_retention_days is not None:
         spark.sql(
-            f"ALTER TABLE delta.`{plan.path}` SET TBLPROPERTIES "
+            f"ALTER TABLE {table} SET TBLPROPERTIES "
             f"('delta.logRetentionDuration' = 'interval {plan.log_retention_days} days')"
         )
         done["log_retention_days"] = plan.log_retention_days
     if optimize:
-        metrics = table.optimize().executeCompaction().select("metrics").first()
+        metrics = spark.sql(f"OPTIMIZE {table}").select("metrics").first()
         if metrics is not None:
             done["files_added"] = metrics["metrics"]["numFilesAdded"]
             done["files_removed"] = metrics["metrics"]["numFilesRemoved"]
-    table.vacuum(float(plan.retention_hours))
+    spark.sql(f"VACUUM {table} RETAIN {int(plan.retention_hours)} HOURS")
     return done
 
 

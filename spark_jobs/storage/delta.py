@@ -1,18 +1,47 @@
 """The one place that asks whether a Delta table is at a path, and reads it.
 
-Jobs read their inputs and published outputs through these four calls, so "is there a
-table here yet" means the same thing everywhere: a folder with a Delta log.
+Jobs read their inputs and published outputs through these calls, so "is there a table
+here yet" means the same thing everywhere: a folder whose ``_delta_log`` holds a commit.
+
+Existence and the newest version come from listing the ``_delta_log`` folder
+(``storage.files``), not from Delta's API: that asks the JVM to load the table's snapshot,
+a Spark job of its own, and a stage asks these questions a dozen times. Only the reads go
+through Spark, with plain ``format("delta")`` calls that work in a classic session and
+through Spark Connect alike.
 """
 
 from __future__ import annotations
 
-from delta.tables import DeltaTable
+import re
+
 from pyspark.sql import DataFrame, SparkSession
+
+from spark_jobs.catalog import join_path
+from spark_jobs.storage import files
+
+DELTA_LOG = "_delta_log"
+# A commit (00000000000000000012.json) or a checkpoint of one (…12.checkpoint.parquet,
+# …12.checkpoint.0000000001.0000000002.parquet, a v2 checkpoint …12.checkpoint.<uuid>.json).
+_LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint\..*parquet|checkpoint\.[^.]+\.json)$")
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+
+
+def log_versions(path: str) -> list[int]:
+    """The versions with a commit file in the table's ``_delta_log``, ascending."""
+    versions = []
+    for entry in files.children(join_path(path, DELTA_LOG)):
+        match = _COMMIT.match(entry.path.rstrip("/").rsplit("/", 1)[-1])
+        if match is not None:
+            versions.append(int(match.group(1)))
+    return sorted(versions)
 
 
 def is_delta(spark: SparkSession, path: str) -> bool:
     """True when ``path`` holds a Delta table (a ``_delta_log`` with a commit)."""
-    return bool(DeltaTable.isDeltaTable(spark, path))
+    return any(
+        _LOG_ENTRY.match(entry.path.rstrip("/").rsplit("/", 1)[-1])
+        for entry in files.children(join_path(path, DELTA_LOG))
+    )
 
 
 def read_if_exists(spark: SparkSession, path: str) -> DataFrame | None:
@@ -23,12 +52,24 @@ def read_if_exists(spark: SparkSession, path: str) -> DataFrame | None:
 
 
 def latest_version(spark: SparkSession, path: str) -> int | None:
-    """The newest version of the Delta table at ``path``; None when there is none."""
-    if not is_delta(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+    """The newest version of the Delta table at ``path``; None when there is none.
+
+    The newest commit file is never removed by log clean-up (only files older than the
+    newest checkpoint are), so the listing always holds it.
+    """
+    versions = log_versions(path)
+    return versions[-1] if versions else None
 
 
 def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:
     """The Delta table at ``path`` as it was at ``version`` (time travel)."""
     return spark.read.format("delta").option("versionAsOf", version).load(path)
+
+
+def sql_name(path: str) -> str:
+    """The table at ``path`` as Spark SQL names it: delta.`<path>`, backticks escaped.
+
+    Delta commands (MERGE, OPTIMIZE, VACUUM, DESCRIBE HISTORY) go through SQL, which a
+    Spark Connect server runs with no Delta plugin of its own.
+    """
+    return "delta.`" + path.replace("`", "``") + "`"
