@@ -2,10 +2,13 @@
 
 ``python -m devtools.airflow_local start`` runs ``airflow db migrate`` and starts the API
 server (http://127.0.0.1:8080), the scheduler and the DAG processor with this project's
-``dags/`` and ``plugins/``, a SQLite metadata DB under ``.airflow/`` and the
-``spark_default`` connection set to ``local[*]`` (override with
-``AIRFLOW_CONN_SPARK_DEFAULT``). It stays in the foreground until Ctrl-C unless
-``--detach`` is given; ``stop`` ends what a detached start left running.
+``dags/`` and ``plugins/``, a SQLite metadata DB under ``.airflow/``, and a Spark Connect
+server on 127.0.0.1:15002 (``spark_jobs.connect_server``) that the ``spark_default``
+connection points at, so every task runs its job in that one warm JVM. ``--spark-submit``
+starts no server and gives each task a ``local[*]`` JVM of its own instead; a set
+``AIRFLOW_CONN_SPARK_DEFAULT`` (a cluster master, another server) wins over both. It
+stays in the foreground until Ctrl-C unless ``--detach`` is given; ``stop`` ends what a
+detached start left running.
 
 Login: user ``admin`` (``LAKEHOUSE_AIRFLOW_USER``) with ``LAKEHOUSE_AIRFLOW_PASSWORD``,
 or a password generated on the first start, printed, and kept in
@@ -30,7 +33,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT, PROJECT_ROOT
+from spark_jobs import connect_server
+from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT, PROJECT_ROOT, Settings
 
 DEFAULT_HOME = PROJECT_ROOT / ".airflow"
 DEFAULT_PORT = 8080
@@ -53,6 +57,10 @@ class AirflowLocal:
     user: str = field(default_factory=lambda: os.environ.get("LAKEHOUSE_AIRFLOW_USER", "admin"))
     # How often the DAG processor looks for new files; short for tests.
     dag_refresh_seconds: int = 30
+    # Run the jobs on a Spark Connect server started with Airflow (one warm JVM), not
+    # one spark-submit JVM per task. Ignored when AIRFLOW_CONN_SPARK_DEFAULT is set.
+    spark_connect: bool = True
+    connect_port: int = connect_server.DEFAULT_PORT
 
     @property
     def base_url(self) -> str:
@@ -70,10 +78,42 @@ class AirflowLocal:
         if path.exists():
             return json.loads(path.read_text())
         # HS512 signs the tokens: its key should be at least 64 bytes.
-        values = {"jwt_secret": secrets.token_urlsafe(64), "secret_key": secrets.token_urlsafe(32)}
+        values = {
+            "jwt_secret": secrets.token_urlsafe(64),
+            "secret_key": secrets.token_urlsafe(32),
+            "spark_connect_token": secrets.token_urlsafe(32),
+        }
         path.write_text(json.dumps(values))
         path.chmod(0o600)
         return values
+
+    def connect_token(self) -> str:
+        """The token the local Spark Connect server asks of its clients (kept in the home)."""
+        keys = self._secrets()
+        if "spark_connect_token" not in keys:  # a home made before the server existed
+            keys["spark_connect_token"] = secrets.token_urlsafe(32)
+            path = self.home / "secrets.json"
+            path.write_text(json.dumps(keys))
+            path.chmod(0o600)
+        return keys["spark_connect_token"]
+
+    @property
+    def uses_connect_server(self) -> bool:
+        """True when this Airflow runs its jobs on the Spark Connect server it starts."""
+        return self.spark_connect and "AIRFLOW_CONN_SPARK_DEFAULT" not in os.environ
+
+    def spark_connection(self) -> str:
+        """The ``spark_default`` connection of this installation, as Airflow's JSON form."""
+        if not self.uses_connect_server:
+            return os.environ.get("AIRFLOW_CONN_SPARK_DEFAULT", LOCAL_SPARK_CONNECTION)
+        return json.dumps(
+            {
+                "conn_type": "spark_connect",
+                "host": "localhost",
+                "port": self.connect_port,
+                "password": self.connect_token(),
+            }
+        )
 
     def password(self) -> str:
         """The login password: from the environment, the password file, or newly generated."""
@@ -118,9 +158,7 @@ class AirflowLocal:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.dag_refresh_seconds),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-                "AIRFLOW_CONN_SPARK_DEFAULT": env.get(
-                    "AIRFLOW_CONN_SPARK_DEFAULT", LOCAL_SPARK_CONNECTION
-                ),
+                "AIRFLOW_CONN_SPARK_DEFAULT": self.spark_connection(),
                 "LAKEHOUSE_ROOT": self.lakehouse_root,
                 "PYTHONPATH": os.pathsep.join(
                     p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p
@@ -171,6 +209,8 @@ class AirflowLocal:
         logs.mkdir(parents=True, exist_ok=True)
         env = self.environment()
         processes = {}
+        if self.uses_connect_server:
+            processes["spark-connect"] = self.start_connect_server(logs / "spark-connect.log")
         for component in COMPONENTS:
             args = [sys.executable, "-m", "airflow", component]
             if component == "api-server":
@@ -186,6 +226,18 @@ class AirflowLocal:
                 )
         self.pids_file.write_text(json.dumps({c: p.pid for c, p in processes.items()}))
         return processes
+
+    def start_connect_server(self, log_path: Path) -> subprocess.Popen[bytes]:
+        """Start the Spark Connect server the jobs run on and wait until it answers."""
+        settings = Settings.from_env(lakehouse_root=self.lakehouse_root, spark_remote="")
+        env = {**os.environ, connect_server.TOKEN_ENV: self.connect_token()}
+        process = connect_server.start(settings, log_path, port=self.connect_port, env=env)
+        try:
+            connect_server.wait_ready(process, log_path, port=self.connect_port)
+        except connect_server.ServerDidNotStart as exc:
+            _terminate_groups([process.pid], children=[process])
+            raise AirflowLocalError(str(exc)) from None
+        return process
 
     def wait_until_healthy(self, timeout: float = 180) -> None:
         """Block until the API server answers and the scheduler has a heartbeat."""
@@ -397,6 +449,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--detach", action="store_true", help="return once healthy, leaving Airflow running"
     )
+    parser.add_argument(
+        "--spark-submit",
+        action="store_true",
+        help="spark-submit every task in its own JVM instead of running the jobs on a "
+        "Spark Connect server started with Airflow",
+    )
     return parser
 
 
@@ -412,7 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: start, stop, or print the password."""
     args = _parser().parse_args(argv)
     root = args.root if "://" in args.root else str(Path(args.root).expanduser().resolve())
-    airflow = AirflowLocal(home=args.home.resolve(), lakehouse_root=root, port=args.port)
+    airflow = AirflowLocal(
+        home=args.home.resolve(),
+        lakehouse_root=root,
+        port=args.port,
+        spark_connect=not args.spark_submit,
+    )
     if args.command == "stop":
         stopped = airflow.stop()
         print(f"stopped {len(stopped)} Airflow process group(s)" if stopped else "nothing to stop")

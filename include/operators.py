@@ -1,16 +1,19 @@
 """The two operators the lakehouse DAGs are made of.
 
-``LakehouseSparkSubmitOperator`` submits ``spark_jobs/jobs/<job>.py`` through the Spark
-provider (the ``spark_default`` connection decides ``local[*]`` or a cluster master),
-turns the jobs' exit codes into Airflow outcomes (a failed gate or bad input fails at
-once, without retries) and puts the published Delta version and row counts on the
-task's Asset events. ``LandingDaySensor`` waits for a landing date's files.
+``LakehouseSparkSubmitOperator`` runs one ``spark_jobs.jobs.<job>``: on the Spark Connect
+server of the ``spark_default`` connection when that is a ``spark_connect`` connection (the
+task starts no JVM), else through the Spark provider's spark-submit (the connection
+decides ``local[*]`` or a cluster master). It turns the jobs' exit codes into Airflow
+outcomes (a failed gate or bad input fails at once, without retries) and puts the
+published Delta version and row counts on the task's Asset events. ``LandingDaySensor``
+waits for a landing date's files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +30,10 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
 INDEX_TAIL_BYTES = 256 * 1024
+# A connection of this type (the Spark provider's Spark Connect connection) runs the
+# jobs on that server instead of spark-submitting them.
+CONNECT_CONN_TYPE = "spark_connect"
+KILL_GRACE_SECONDS = 30
 
 
 def job_application(job: str) -> str:
@@ -82,13 +89,35 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         self.published_training_set = published_training_set
 
     def execute(self, context: Context) -> None:
-        """Submit the job, map its exit code, then record what it published on the outlets."""
-        from spark_jobs.session import cached_jars
+        """Run the job, map its exit code, then record what it published on the outlets.
 
-        settings = Settings.from_env(lakehouse_root=self.lakehouse_root)
+        A ``spark_connect`` connection runs the job as a Spark Connect client of that
+        server (no JVM in the task); any other Spark connection spark-submits it.
+        """
         self.application_args = [
             arg for arg in self.application_args or [] if not _is_empty_option(arg)
         ]
+        connection = self._connection_of(self._conn_id)
+        if connection is not None and connection.conn_type == CONNECT_CONN_TYPE:
+            self._run_on_connect(connection)
+        else:
+            self._spark_submit(context)
+        self._record_outlet_events(context)
+
+    @staticmethod
+    def _connection_of(conn_id: str) -> Any:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return None
+
+    def _spark_submit(self, context: Context) -> None:
+        from spark_jobs.session import cached_jars
+
+        settings = Settings.from_env(lakehouse_root=self.lakehouse_root)
         self.jars = ",".join(cached_jars(settings.jars_dir, settings.is_object_store))
         self.env_vars = {**(self.env_vars or {}), **_job_environment(self.lakehouse_root)}
         self._hook = self._get_hook()
@@ -101,20 +130,82 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         try:
             super().execute(context)
         except AirflowException as exc:
-            code = self._exit_code()
-            if code == EXIT_GATE_FAILED:
-                raise AirflowFailException(
-                    f"{self.task_id}: the validation gate rejected the staged rows; nothing was "
-                    f"published. Open the report named below, fix the data or the suite, then "
-                    f"clear this task.\n{exc}"
-                ) from None
-            if code == EXIT_BAD_INPUT:
-                raise AirflowFailException(
-                    f"{self.task_id}: spark_jobs.{self.job} rejected its input (exit 2); check "
-                    f"the arguments and parameters of this run.\n{exc}"
-                ) from None
+            self._raise_for_exit(self._exit_code(), str(exc))
             raise
-        self._record_outlet_events(context)
+
+    def _run_on_connect(self, connection: Any) -> None:
+        """Run ``python -m spark_jobs.jobs.<job>`` as a client of the connection's server.
+
+        The token (the connection's password) goes to the job's environment, never its
+        command line or URL; the job's output streams into the task log.
+        """
+        host = connection.host or "localhost"
+        if "://" in host:
+            host = host.split("://", 1)[1]
+        url = f"sc://{host.rstrip('/')}:{connection.port or 15002}"
+        env = {**os.environ, **(self.env_vars or {}), **_job_environment(self.lakehouse_root)}
+        env["SPARK_REMOTE"] = url
+        if connection.password:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(connection.password, "SPARK_CONNECT_AUTHENTICATE_TOKEN")
+            env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = connection.password
+        if Settings.from_env(lakehouse_root=self.lakehouse_root).is_object_store:
+            env.update(object_store_environment(self.aws_conn_id))
+        command = [
+            sys.executable,
+            "-m",
+            f"spark_jobs.jobs.{self.job}",
+            *[str(a) for a in self.application_args or []],
+        ]
+        self.log.info("running on Spark Connect %s: %s", url, " ".join(command[1:]))
+        self._job_process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(PROJECT_ROOT),
+        )
+        assert self._job_process.stdout is not None
+        tail: list[str] = []
+        for raw in self._job_process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            self.log.info("%s", line)
+            tail = [*tail[-19:], line]
+        code = self._job_process.wait()
+        if code != 0:
+            detail = "\n".join(tail)
+            self._raise_for_exit(code, detail)
+            raise AirflowException(
+                f"{self.task_id}: spark_jobs.jobs.{self.job} exited with code {code}\n{detail}"
+            )
+
+    def on_kill(self) -> None:
+        """Stop the job: SIGTERM (a Connect client interrupts its queries), then SIGKILL."""
+        process = getattr(self, "_job_process", None)
+        if process is None:
+            super().on_kill()
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=KILL_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _raise_for_exit(self, code: int | None, detail: str) -> None:
+        """Turn the exit codes that must not be retried into a failed task."""
+        if code == EXIT_GATE_FAILED:
+            raise AirflowFailException(
+                f"{self.task_id}: the validation gate rejected the staged rows; nothing was "
+                f"published. Open the report named below, fix the data or the suite, then "
+                f"clear this task.\n{detail}"
+            ) from None
+        if code == EXIT_BAD_INPUT:
+            raise AirflowFailException(
+                f"{self.task_id}: spark_jobs.{self.job} rejected its input (exit 2); check "
+                f"the arguments and parameters of this run.\n{detail}"
+            ) from None
 
     def _object_store_environment(self, master: str) -> dict[str, str]:
         # On YARN and Kubernetes the Spark hook copies env_vars into --conf options of

@@ -33,6 +33,13 @@ class UserError(Exception):
     """Input a person must fix; printed as one line, exit code 2."""
 
 
+class ServiceUnavailable(Exception):
+    """A service the job needs (the Spark Connect server) cannot be used; exit code 1.
+
+    Printed as one line; unlike bad input it may pass by itself, so Airflow retries it.
+    """
+
+
 class GateFailed(Exception):
     """A validation gate rejected the data; nothing was published. Exit code 3."""
 
@@ -174,10 +181,11 @@ def run_cli(
     main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
 ) -> None:
     """Run a job's main and turn people-facing errors into one line and an exit code."""
-    logging.basicConfig(
-        level=os.environ.get("LAKEHOUSE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = os.environ.get("LAKEHOUSE_LOG_LEVEL", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLevelName(level.upper()) != logging.DEBUG:
+        # Great Expectations logs some 150 INFO lines about itself on import alone.
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         code = main(argv)
     except UserError as exc:
@@ -186,4 +194,7 @@ def run_cli(
     except GateFailed as exc:
         print(f"gate failed: {exc}", file=sys.stderr)
         sys.exit(EXIT_GATE_FAILED)
+    except ServiceUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(code or 0)

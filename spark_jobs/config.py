@@ -35,6 +35,8 @@ class Settings:
 
     lakehouse_root: str = str(DEFAULT_LAKEHOUSE_ROOT)
     spark_master: str = "local[*]"
+    # A Spark Connect server (sc://host:port) the jobs run on instead of a JVM of their own.
+    spark_remote: str | None = None
     jars_dir: Path = DEFAULT_JARS_DIR
     shuffle_partitions: int = 8
     driver_memory: str = "4g"
@@ -69,6 +71,7 @@ class Settings:
         settings = cls(
             lakehouse_root=env.get("LAKEHOUSE_ROOT") or str(DEFAULT_LAKEHOUSE_ROOT),
             spark_master=env.get("SPARK_MASTER") or "local[*]",
+            spark_remote=env.get("SPARK_REMOTE") or None,
             jars_dir=Path(env.get("LAKEHOUSE_JARS_DIR") or DEFAULT_JARS_DIR),
             shuffle_partitions=int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
             driver_memory=env.get("SPARK_DRIVER_MEMORY") or "4g",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from pyspark.sql import SparkSession
 
@@ -41,17 +46,23 @@ def cached_jars(jars_dir: Path, with_s3a: bool = False) -> list[str]:
     return jars
 
 
-def build_spark(
-    settings: Settings | None = None,
-    app_name: str = "purchase-lakehouse",
-    extra_conf: dict[str, str] | None = None,
-) -> SparkSession:
-    """Return the process's SparkSession, creating it with the lakehouse defaults.
+# Settings a Spark Connect client may set on its own session; everything else in
+# session_conf (jars, extensions, memory, S3A) belongs to the server's JVM.
+SESSION_KEYS = (
+    "spark.sql.session.timeZone",
+    "spark.sql.shuffle.partitions",
+    "spark.sql.adaptive.enabled",
+    "spark.databricks.delta.replaceWhere.dataColumns.enabled",
+    "spark.databricks.delta.schema.autoMerge.enabled",
+)
 
-    Under spark-submit the master comes from the submitter; the Delta extension, UTC
-    session time zone and S3A settings are applied either way.
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """The lakehouse's Spark settings: Delta, UTC, jars from the cache, S3A when needed.
+
+    The one list for an embedded session, a spark-submit driver and a Spark Connect
+    server (``spark_jobs.connect_server``).
     """
-    settings = settings or Settings.from_env()
     conf: dict[str, str] = {
         "spark.jars": ",".join(cached_jars(settings.jars_dir, settings.needs_s3a)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -78,6 +89,26 @@ def build_spark(
     }
     if settings.needs_s3a:
         conf.update(_s3a_conf(settings))
+    return conf
+
+
+def build_spark(
+    settings: Settings | None = None,
+    app_name: str = "purchase-lakehouse",
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Return the process's SparkSession, creating it with the lakehouse defaults.
+
+    With ``SPARK_REMOTE`` (``settings.spark_remote``) the session is a Spark Connect
+    client of a running server, which holds the JVM, the jars and the Delta extension;
+    the job's process then starts no JVM at all. Under spark-submit the master comes
+    from the submitter; the Delta extension, UTC session time zone and S3A settings are
+    applied either way.
+    """
+    settings = settings or Settings.from_env()
+    if settings.spark_remote:
+        return _remote_session(settings, app_name)
+    conf = session_conf(settings)
     if extra_conf:
         conf.update(extra_conf)
     if under_spark_submit():
@@ -103,6 +134,68 @@ def build_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def _remote_session(settings: Settings, app_name: str) -> SparkSession:
+    """A Spark Connect session on ``settings.spark_remote``, with the lakehouse's session settings.
+
+    The server's token, when it has one, comes from ``SPARK_CONNECT_AUTHENTICATE_TOKEN``
+    (read by pyspark), never from the URL that logs and process lists show.
+    """
+    if settings.spark_remote is None:
+        raise ValueError("no Spark Connect server configured (SPARK_REMOTE)")
+    from spark_jobs.cli import ServiceUnavailable
+
+    conf = session_conf(settings)
+    try:
+        spark = SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
+        for key in SESSION_KEYS:  # the first calls to the server
+            spark.conf.set(key, conf[key])
+    except Exception as exc:  # grpc and pyspark raise several kinds; all mean the same
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ServiceUnavailable(
+            f"cannot use the Spark Connect server at {settings.spark_remote} ({reason}); "
+            "check that it runs (python -m spark_jobs.connect_server), SPARK_REMOTE, and "
+            "that SPARK_CONNECT_AUTHENTICATE_TOKEN holds its token"
+        ) from None
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt_and_exit(spark))
+    # Release the server-side session when the job ends: its cached and checkpointed
+    # frames are freed then, not an idle timeout later.
+    atexit.register(_release, spark)
+    return spark
+
+
+def _release(spark: SparkSession) -> None:
+    try:
+        spark.stop()
+    except Exception as exc:  # the server may be gone; nothing is left to free then
+        logging.getLogger("spark_jobs").debug("could not release the Connect session: %s", exc)
+
+
+def _interrupt_and_exit(spark: SparkSession) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler for a Connect client: stop its queries on the server, then exit.
+
+    Without it a killed job's last query would run on in the server after the process
+    is gone. The exit unwinds the job, so its writer lock is released (exit code 143).
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("spark_jobs").warning("SIGTERM: interrupting this job's queries")
+        try:
+            spark.interruptAll()
+        except Exception as exc:  # the server may be gone already
+            logging.getLogger("spark_jobs").warning("could not interrupt: %s", exc)
+        raise SystemExit(128 + signum)
+
+    return handler
+
+
+def is_remote(spark: SparkSession) -> bool:
+    """True for a Spark Connect session (no SparkContext in this process)."""
+    return not hasattr(spark, "sparkContext") or type(spark).__module__.startswith(
+        "pyspark.sql.connect"
+    )
 
 
 def under_spark_submit() -> bool:

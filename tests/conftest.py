@@ -6,7 +6,10 @@ files are collected first so that neither worker is left with one of them at the
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +99,49 @@ def spark() -> Iterator[object]:
     )
     yield session
     session.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectServer:
+    """A running Spark Connect server of the test run: where it is and its token."""
+
+    url: str
+    token: str
+
+    def client_environment(self) -> dict[str, str]:
+        """What a job's process needs to run on this server."""
+        return {"SPARK_REMOTE": self.url, "SPARK_CONNECT_AUTHENTICATE_TOKEN": self.token}
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
+    """A Spark Connect server on loopback with a token, for the test process's lifetime."""
+    import secrets
+    import signal
+
+    from spark_jobs import connect_server as server
+    from spark_jobs.config import Settings
+    from tests.factories import free_port
+
+    port = free_port()
+    token = secrets.token_urlsafe(24)
+    log_path = tmp_path_factory.mktemp("spark-connect") / "server.log"
+    settings = Settings.from_env(
+        spark_master="local[2]", shuffle_partitions=2, driver_memory="2g", spark_remote=""
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+    env[server.TOKEN_ENV] = token
+    process = server.start(settings, log_path, port=port, env=env)
+    try:
+        server.wait_ready(process, log_path, port=port)
+        yield ConnectServer(server.remote_url(port=port), token)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -355,3 +355,12 @@ def table_rows(spark, root: str, table) -> list[tuple]:
     """Every row of a published table, columns in schema order, sorted."""
     frame = spark.read.format("delta").load(table.path(root))
     return sorted_rows(frame.select(*[f.name for f in table.schema.fields]).collect())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,5 +1,10 @@
-"""Real runs of purchases_daily (``dag.test()``: every task really runs, Spark jobs are
-spark-submitted) on a small generated data set, against a SQLite metadata DB."""
+"""Real runs of purchases_daily (``dag.test()``: every task really runs) on a small
+generated data set, against a SQLite metadata DB.
+
+The first day runs as ``make airflow`` runs it, every job a client of a Spark Connect
+server (a ``spark_connect`` connection); the second through spark-submit, one JVM per task
+(a ``spark`` connection), as on a cluster master.
+"""
 
 from __future__ import annotations
 
@@ -108,10 +113,26 @@ def landed(spark, airflow_db, tmp_path_factory) -> str:
     return root
 
 
+def connect_connection(server) -> str:
+    """A ``spark_default`` connection (Airflow's JSON form) to the test's Connect server."""
+    import json
+    from urllib.parse import urlparse
+
+    url = urlparse(server.url)
+    return json.dumps(
+        {
+            "conn_type": "spark_connect",
+            "host": url.hostname,
+            "port": url.port,
+            "password": server.token,
+        }
+    )
+
+
 @pytest.fixture(scope="module")
-def first_day(landed) -> dict[str, str]:
-    """purchases_daily run for DAY_1 on the fresh lakehouse."""
-    return run_daily(landed, DAY_1)
+def first_day(landed, connect_server) -> dict[str, str]:
+    """purchases_daily run for DAY_1 on the fresh lakehouse, on the Spark Connect server."""
+    return run_daily(landed, DAY_1, AIRFLOW_CONN_SPARK_DEFAULT=connect_connection(connect_server))
 
 
 def test_daily_run_builds_every_stage_of_its_landing_date(spark, landed, first_day) -> None:
