@@ -69,6 +69,7 @@ bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/features.py
 	$(PY) bench/gates.py
 	$(PY) bench/pit.py
+	$(PY) bench/daily_run.py
 
 clean: ## remove the local lakehouse and Airflow home (keeps .venv and jars)
 	rm -rf lakehouse .airflow artifacts

@@ -27,6 +27,7 @@ LONG_FILES = (
     "tests/convergence/test_concurrent_writers.py",
     "tests/jobs/test_build_features.py",
     "tests/convergence/test_crash_recovery.py",
+    "tests/jobs/test_spark_connect.py",
     "tests/jobs/test_build_silver.py",
 )
 
