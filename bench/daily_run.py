@@ -33,17 +33,10 @@ from pathlib import Path
 
 from devtools import generate_purchases
 from devtools.airflow_local import AirflowLocal, running
+from tests.factories import free_port
 
 START = dt.date(2026, 3, 2)
 DAG_ID = "purchases_daily"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def parse_time(value: str) -> dt.datetime:

@@ -73,29 +73,25 @@ class AirflowLocal:
         return self.home / "passwords.json"
 
     def _secrets(self) -> dict[str, str]:
-        # Every component must sign and check tokens with the same keys; generated once.
+        # Every component must sign and check tokens with the same keys; generated once,
+        # and a key a newer version needs is added to a home made before it.
         path = self.home / "secrets.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        # HS512 signs the tokens: its key should be at least 64 bytes.
-        values = {
-            "jwt_secret": secrets.token_urlsafe(64),
-            "secret_key": secrets.token_urlsafe(32),
-            "spark_connect_token": secrets.token_urlsafe(32),
+        values = json.loads(path.read_text()) if path.exists() else {}
+        sizes = {
+            "jwt_secret": 64,  # HS512 signs the tokens: its key should be at least 64 bytes
+            "secret_key": 32,
+            "spark_connect_token": 32,  # asked of the jobs by the local Connect server
         }
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        missing = {k: secrets.token_urlsafe(n) for k, n in sizes.items() if k not in values}
+        if missing:
+            values.update(missing)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     def connect_token(self) -> str:
         """The token the local Spark Connect server asks of its clients (kept in the home)."""
-        keys = self._secrets()
-        if "spark_connect_token" not in keys:  # a home made before the server existed
-            keys["spark_connect_token"] = secrets.token_urlsafe(32)
-            path = self.home / "secrets.json"
-            path.write_text(json.dumps(keys))
-            path.chmod(0o600)
-        return keys["spark_connect_token"]
+        return self._secrets()["spark_connect_token"]
 
     @property
     def uses_connect_server(self) -> bool:

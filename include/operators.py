@@ -24,7 +24,7 @@ from airflow.sdk import BaseSensorOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from spark_jobs.cli import EXIT_BAD_INPUT, EXIT_GATE_FAILED
-from spark_jobs.config import PROJECT_ROOT, Settings
+from spark_jobs.config import DEFAULT_CONNECT_PORT, PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
@@ -142,7 +142,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         host = connection.host or "localhost"
         if "://" in host:
             host = host.split("://", 1)[1]
-        url = f"sc://{host.rstrip('/')}:{connection.port or 15002}"
+        url = f"sc://{host.rstrip('/')}:{connection.port or DEFAULT_CONNECT_PORT}"
         env = {**os.environ, **(self.env_vars or {}), **_job_environment(self.lakehouse_root)}
         env["SPARK_REMOTE"] = url
         if connection.password:

@@ -14,6 +14,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAKEHOUSE_ROOT = PROJECT_ROOT / "lakehouse"
 DEFAULT_JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
+# Spark Connect's own default port, where spark_jobs.connect_server listens unless told.
+DEFAULT_CONNECT_PORT = 15002
 INCLUDE_DIR = PROJECT_ROOT / "include"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 

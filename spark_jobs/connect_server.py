@@ -27,11 +27,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from spark_jobs.config import Settings
+from spark_jobs.config import DEFAULT_CONNECT_PORT, Settings
 from spark_jobs.session import session_conf
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 15002
+DEFAULT_PORT = DEFAULT_CONNECT_PORT
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 # S3 secrets stay off the command line: S3A's default credential chain reads them from
@@ -107,6 +107,7 @@ def server_environment(settings: Settings, base: Mapping[str, str] | None = None
     if settings.spark_master.startswith("local"):
         env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env.pop("SPARK_REMOTE", None)  # the server is the session, not a client of one
+    env.pop("PYSPARK_GATEWAY_PORT", None)  # nor a spark-submitted driver's child
     if settings.s3.access_key and settings.s3.secret_key:
         env["AWS_ACCESS_KEY_ID"] = settings.s3.access_key
         env["AWS_SECRET_ACCESS_KEY"] = settings.s3.secret_key

@@ -46,15 +46,20 @@ def cached_jars(jars_dir: Path, with_s3a: bool = False) -> list[str]:
     return jars
 
 
-# Settings a Spark Connect client may set on its own session; everything else in
-# session_conf (jars, extensions, memory, S3A) belongs to the server's JVM.
-SESSION_KEYS = (
-    "spark.sql.session.timeZone",
-    "spark.sql.shuffle.partitions",
-    "spark.sql.adaptive.enabled",
-    "spark.databricks.delta.replaceWhere.dataColumns.enabled",
-    "spark.databricks.delta.schema.autoMerge.enabled",
-)
+def session_settings(settings: Settings) -> dict[str, str]:
+    """The settings a session may set for itself at run time, a Spark Connect client too.
+
+    Everything else in ``session_conf`` (jars, extensions, memory, S3A) belongs to the
+    JVM that runs the queries: the job's own, or the Connect server's.
+    """
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        # Delta: let replaceWhere use arbitrary predicates, never widen a schema silently.
+        "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    }
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -64,21 +69,16 @@ def session_conf(settings: Settings) -> dict[str, str]:
     server (``spark_jobs.connect_server``).
     """
     conf: dict[str, str] = {
+        **session_settings(settings),
         "spark.jars": ",".join(cached_jars(settings.jars_dir, settings.needs_s3a)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.driver.memory": settings.driver_memory,
         # Python workers run the driver's interpreter (the project venv), not whatever
         # `python3` is first on PATH.
         "spark.pyspark.python": sys.executable,
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
-        "spark.sql.adaptive.enabled": "true",
-        # Delta: keep the log compact and let replaceWhere use arbitrary predicates.
-        "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
-        "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Rebuilding a table's snapshot from its log is a Spark job over this many
         # partitions (Delta's default, 50, makes every read and commit of a small table
         # schedule 50 tasks, most of them empty).
@@ -107,7 +107,7 @@ def build_spark(
     """
     settings = settings or Settings.from_env()
     if settings.spark_remote:
-        return _remote_session(settings, app_name)
+        return _remote_session(settings.spark_remote, settings, app_name)
     conf = session_conf(settings)
     if extra_conf:
         conf.update(extra_conf)
@@ -136,25 +136,23 @@ def build_spark(
     return spark
 
 
-def _remote_session(settings: Settings, app_name: str) -> SparkSession:
-    """A Spark Connect session on ``settings.spark_remote``, with the lakehouse's session settings.
+def _remote_session(url: str, settings: Settings, app_name: str) -> SparkSession:
+    """A Spark Connect session on ``url``, with the lakehouse's session settings.
 
+    The client needs neither the jar cache nor the S3A settings: the server has them.
     The server's token, when it has one, comes from ``SPARK_CONNECT_AUTHENTICATE_TOKEN``
     (read by pyspark), never from the URL that logs and process lists show.
     """
-    if settings.spark_remote is None:
-        raise ValueError("no Spark Connect server configured (SPARK_REMOTE)")
     from spark_jobs.cli import ServiceUnavailable
 
-    conf = session_conf(settings)
     try:
-        spark = SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
-        for key in SESSION_KEYS:  # the first calls to the server
-            spark.conf.set(key, conf[key])
+        spark = SparkSession.builder.remote(url).appName(app_name).getOrCreate()
+        for key, value in session_settings(settings).items():  # the first calls to the server
+            spark.conf.set(key, value)
     except Exception as exc:  # grpc and pyspark raise several kinds; all mean the same
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ServiceUnavailable(
-            f"cannot use the Spark Connect server at {settings.spark_remote} ({reason}); "
+            f"cannot use the Spark Connect server at {url} ({reason}); "
             "check that it runs (python -m spark_jobs.connect_server), SPARK_REMOTE, and "
             "that SPARK_CONNECT_AUTHENTICATE_TOKEN holds its token"
         ) from None
@@ -189,13 +187,6 @@ def _interrupt_and_exit(spark: SparkSession) -> Callable[[int, FrameType | None]
         raise SystemExit(128 + signum)
 
     return handler
-
-
-def is_remote(spark: SparkSession) -> bool:
-    """True for a Spark Connect session (no SparkContext in this process)."""
-    return not hasattr(spark, "sparkContext") or type(spark).__module__.startswith(
-        "pyspark.sql.connect"
-    )
 
 
 def under_spark_submit() -> bool:

@@ -130,8 +130,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connect
     settings = Settings.from_env(
         spark_master="local[2]", shuffle_partitions=2, driver_memory="2g", spark_remote=""
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
-    env[server.TOKEN_ENV] = token
+    env = {**os.environ, server.TOKEN_ENV: token}
     process = server.start(settings, log_path, port=port, env=env)
     try:
         server.wait_ready(process, log_path, port=port)

@@ -26,22 +26,22 @@ _LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint\..*parquet|checkpoint\.[
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
+def _log_names(path: str) -> list[str]:
+    """The file names in the table's ``_delta_log`` ([] when there is none)."""
+    return [
+        entry.path.rstrip("/").rsplit("/", 1)[-1]
+        for entry in files.children(join_path(path, DELTA_LOG))
+    ]
+
+
 def log_versions(path: str) -> list[int]:
     """The versions with a commit file in the table's ``_delta_log``, ascending."""
-    versions = []
-    for entry in files.children(join_path(path, DELTA_LOG)):
-        match = _COMMIT.match(entry.path.rstrip("/").rsplit("/", 1)[-1])
-        if match is not None:
-            versions.append(int(match.group(1)))
-    return sorted(versions)
+    return sorted(int(m.group(1)) for name in _log_names(path) if (m := _COMMIT.match(name)))
 
 
 def is_delta(spark: SparkSession, path: str) -> bool:
     """True when ``path`` holds a Delta table (a ``_delta_log`` with a commit)."""
-    return any(
-        _LOG_ENTRY.match(entry.path.rstrip("/").rsplit("/", 1)[-1])
-        for entry in files.children(join_path(path, DELTA_LOG))
-    )
+    return any(_LOG_ENTRY.match(name) for name in _log_names(path))
 
 
 def read_if_exists(spark: SparkSession, path: str) -> DataFrame | None:

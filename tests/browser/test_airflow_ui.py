@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devtools.airflow_local import AirflowClient, AirflowLocal, running
+from tests.factories import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
@@ -33,13 +33,6 @@ CHROMIUM_ARGS = [
 START, END = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 TRAINING_SET = "ui_churn"
 UI_TIMEOUT_MS = 120_000
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

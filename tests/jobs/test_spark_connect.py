@@ -101,7 +101,12 @@ def test_a_gate_failure_on_the_server_exits_with_the_gate_code(
     connect_server, feed, tmp_path
 ) -> None:
     root = with_feed(feed, tmp_path / "lakehouse")
-    assert client_run(connect_server, "ingest_bronze", root, DAYS[0]).returncode == 0
+    # A client needs no jar cache of its own: the server holds the jars.
+    no_jars = str(tmp_path / "no-jars")
+    completed = client_run(
+        connect_server, "ingest_bronze", root, DAYS[0], LAKEHOUSE_JARS_DIR=no_jars
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
     # The generated day has defects: a quarantine share of one in a million fails silver.
     completed = client_run(
         connect_server,
@@ -109,6 +114,7 @@ def test_a_gate_failure_on_the_server_exits_with_the_gate_code(
         root,
         DAYS[0],
         LAKEHOUSE_GATE_QUARANTINE_FAIL_SHARE="0.000001",
+        LAKEHOUSE_JARS_DIR=no_jars,
     )
     assert completed.returncode == EXIT_GATE_FAILED, completed.stderr[-2000:]
     assert "gate failed" in completed.stderr
