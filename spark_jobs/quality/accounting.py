@@ -64,9 +64,18 @@ def _read(spark: SparkSession, root: str, table: Table) -> DataFrame | None:
     return delta.read_if_exists(spark, table.path(root))
 
 
-def _counts(frame: DataFrame) -> dict[dt.date, int]:
-    rows = frame.groupBy("_landing_date").agg(F.count(F.lit(1)).alias("n")).collect()
-    return {r["_landing_date"]: int(r["n"]) for r in rows}
+def _counts(**frames: DataFrame) -> dict[str, dict[dt.date, int]]:
+    """Rows per landing date of each frame, all counted in one query."""
+    tagged = [
+        frame.select(F.lit(name).alias("_frame"), "_landing_date") for name, frame in frames.items()
+    ]
+    union = tagged[0]
+    for frame in tagged[1:]:
+        union = union.unionByName(frame)
+    counts: dict[str, dict[dt.date, int]] = {name: {} for name in frames}
+    for row in union.groupBy("_frame", "_landing_date").agg(F.count(F.lit(1)).alias("n")).collect():
+        counts[row["_frame"]][row["_landing_date"]] = int(row["n"])
+    return counts
 
 
 def compute_accounting(
@@ -99,16 +108,17 @@ def compute_accounting(
         utc_date(parse_event_time(F.col("event_time"))).alias("event_date"),
     ).cache()
     try:
-        event_dates = {r["event_date"] for r in kept.select("event_date").distinct().collect()}
+        dates = kept.select("event_date")
         if changes is not None:
-            event_dates |= {
-                r["event_date"]
-                for r in _landings(changes, start, end).select("event_date").distinct().collect()
-            }
+            dates = dates.unionByName(_landings(changes, start, end).select("event_date"))
+        event_dates = {r["event_date"] for r in dates.distinct().collect()}
         event_dates.discard(None)
-        bronze_rows = _counts(bronze)
-        quarantine_rows = _counts(quarantined_lines) if quarantined_lines is not None else {}
-        kept_rows = _counts(kept)
+        landed_frames = {"bronze": bronze, "kept": kept}
+        if quarantined_lines is not None:
+            landed_frames["quarantine"] = quarantined_lines
+        counts = _counts(**landed_frames)
+        bronze_rows, kept_rows = counts["bronze"], counts["kept"]
+        quarantine_rows = counts.get("quarantine", {})
         present_rows: dict[dt.date, int] = {}
         silver_rows: dict[dt.date, int] = {}
         unexplained_rows: dict[dt.date, int] = {}
@@ -117,11 +127,14 @@ def compute_accounting(
                 "event_date", "event_id", "_landing_date"
             )
             landed = _landings(touched, start, end)
-            present_rows = _counts(kept.join(touched.select(*EVENT_KEY), EVENT_KEY, "left_semi"))
-            silver_rows = _counts(landed)
-            unexplained_rows = _counts(
-                landed.join(kept, [*EVENT_KEY, "_landing_date"], "left_anti")
+            silver_counts = _counts(
+                present=kept.join(touched.select(*EVENT_KEY), EVENT_KEY, "left_semi"),
+                silver=landed,
+                unexplained=landed.join(kept, [*EVENT_KEY, "_landing_date"], "left_anti"),
             )
+            present_rows = silver_counts["present"]
+            silver_rows = silver_counts["silver"]
+            unexplained_rows = silver_counts["unexplained"]
     finally:
         kept.unpersist()
     return [

@@ -195,6 +195,9 @@ def _staged_rows(spark: SparkSession, path: str) -> int:
     """Rows staged at ``path``; 0 when the run staged nothing there."""
     from spark_jobs.storage import delta
 
+    rows = delta.replaced_rows(path)  # the staging commit's count: no Spark job
+    if rows is not None:
+        return rows
     staged = delta.read_if_exists(spark, path)
     return 0 if staged is None else staged.count()
 

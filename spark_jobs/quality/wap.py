@@ -6,8 +6,9 @@ back, runs the table's Great Expectations gate on them, and only if every gate p
 commits them to the real tables. A failing gate commits nothing: every real table keeps
 its version, the report stays, and ``GateFailed`` carries a readable summary.
 
-Airflow runs the two steps as two tasks (``silver_purchases`` then
-``gate_silver_purchases``); by hand, ``--step all`` runs both in one process.
+Airflow's purchase DAGs run both steps in one task (``--step all``: the staged rows are
+validated where they were built, one process start); ``--step build`` and ``--step
+publish`` run them apart, as the training-set DAGs' two tasks do.
 """
 
 from __future__ import annotations
@@ -106,6 +107,18 @@ def read_staged(spark: SparkSession, root: str, table: Table, run_key: str) -> D
     return staged
 
 
+def staged_rows(
+    spark: SparkSession, root: str, table: Table, run_key: str, staged: DataFrame
+) -> int:
+    """How many rows a stage staged for ``table``: what its staging commit counted.
+
+    A staging write replaces the whole staging table, so its commit's row count is the
+    staged rows; counting them again would cost a Spark job per output.
+    """
+    rows = delta.replaced_rows(staging_path(root, table, run_key))
+    return staged.count() if rows is None else rows
+
+
 def audit_and_publish(
     spark: SparkSession,
     root: str,
@@ -150,7 +163,9 @@ def audit_and_publish(
     begin_publish(spark, root, stage, run_key, [o.table for o in outputs])
     for output in outputs:
         path = output.table.path(root)
-        result.row_counts[output.table.name] = staged[output.table].count()
+        result.row_counts[output.table.name] = staged_rows(
+            spark, root, output.table, run_key, staged[output.table]
+        )
         output.publish(spark, staged[output.table], path)
         result.versions[output.table.name] = latest_version(spark, path)
         log.info("published %s version %s", output.table.name, result.versions[output.table.name])

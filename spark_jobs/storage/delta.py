@@ -12,6 +12,7 @@ through Spark Connect alike.
 
 from __future__ import annotations
 
+import json
 import re
 
 from pyspark.sql import DataFrame, SparkSession
@@ -59,6 +60,40 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
     """
     versions = log_versions(path)
     return versions[-1] if versions else None
+
+
+def commit_info(path: str, version: int) -> dict:
+    """The ``commitInfo`` action of one commit ({} when the commit has none or is gone).
+
+    Read from the commit file itself, so it costs one small file read and no Spark job.
+    Its ``operationMetrics`` hold what the writer counted, e.g. ``numOutputRows``.
+    """
+    text = files.read_text(join_path(path, DELTA_LOG, f"{version:020d}.json"))
+    for line in (text or "").splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return dict(action["commitInfo"])
+    return {}
+
+
+def replaced_rows(path: str) -> int | None:
+    """The row count of a table whose newest commit replaced all of it, from that commit.
+
+    That is a plain overwrite (no ``replaceWhere``), as every staging write is; its
+    ``numOutputRows`` is then the table's whole content. None for any other table or
+    commit (an append, a partial replace, a MERGE): count the rows instead.
+    """
+    versions = log_versions(path)
+    if not versions:
+        return None
+    info = commit_info(path, versions[-1])
+    parameters = info.get("operationParameters") or {}
+    rows = (info.get("operationMetrics") or {}).get("numOutputRows")
+    if info.get("operation") != "WRITE" or parameters.get("mode") != "Overwrite":
+        return None
+    if "predicate" in parameters or rows is None:
+        return None
+    return int(rows)
 
 
 def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:

@@ -45,3 +45,26 @@ def test_latest_version_agrees_with_delta_across_a_checkpoint_and_log_clean_up(
 
 def test_sql_name_quotes_backticks_in_a_path() -> None:
     assert delta.sql_name("/data/odd`name") == "delta.`/data/odd``name`"
+
+
+def test_replaced_rows_is_the_count_of_a_whole_overwrite_and_none_otherwise(
+    spark, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "staged")
+    assert delta.replaced_rows(path) is None  # no table yet
+    spark.range(7).write.format("delta").mode("overwrite").save(path)
+    assert delta.replaced_rows(path) == 7 == spark.read.format("delta").load(path).count()
+    spark.range(3).write.format("delta").mode("overwrite").save(path)  # a retry's overwrite
+    assert delta.replaced_rows(path) == 3 == spark.read.format("delta").load(path).count()
+
+    spark.range(2).write.format("delta").mode("append").save(path)
+    assert delta.replaced_rows(path) is None  # 5 rows now; the append counted 2
+    (
+        spark.range(1)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", "id = 0")
+        .save(path)
+    )
+    assert delta.replaced_rows(path) is None  # a partial replace counts only its own rows
+    assert delta.commit_info(path, 0)["operation"] == "WRITE"
