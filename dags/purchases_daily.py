@@ -5,15 +5,14 @@ Builds one **landing date** through the lakehouse, every day at 00:00 UTC for th
 that just ended (the run's logical date, `{{ ds }}`).
 
 1. `landing_purchases` waits for `landing/purchases/dt={{ ds }}/*.jsonl`.
-2. For each stage, a build task stages its rows and a `gate_*` task validates them with
-   the stage's Great Expectations suite and publishes them only if the gate passes:
-   `bronze_purchases` → `silver_purchases` (and quarantine) → `gold_user_daily` →
-   `gold_user_features`.
+2. One task per stage builds its rows, validates them with the stage's Great
+   Expectations suite and publishes them only if the gate passes: `bronze_purchases` →
+   `silver_purchases` (and quarantine) → `gold_user_daily` → `gold_user_features`.
 
 Rerunning a date replaces exactly that date's rows. Catchup is off: past dates are
 built with a backfill (`airflow backfill create --dag-id purchases_daily ...`, see
 docs/AIRFLOW.md) or, for long ranges in one Spark job per stage, `purchases_rebuild`.
-Gate tasks update the table Assets with the Delta version and row counts.
+Each stage task updates its tables' Assets with the Delta version and the gate's report.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from include.dag_factory import (
     dag_start_date,
     default_args,
     lakehouse_root,
-    stage_tasks,
+    stage_task,
 )
 from include.operators import LandingDaySensor
 
@@ -54,5 +53,4 @@ with DAG(
         doc_md="Waits (reschedule mode) until the landing date's folder holds a `.jsonl` "
         "file; fails after 12 hours with the folder it watched.",
     )
-    stages = [stage_tasks(stage, "{{ ds }}", "{{ ds }}", ROOT) for stage in PURCHASE_STAGES]
-    chain(landing, *[task for pair in stages for task in pair])
+    chain(landing, *[stage_task(stage, "{{ ds }}", "{{ ds }}", ROOT) for stage in PURCHASE_STAGES])

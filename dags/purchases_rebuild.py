@@ -21,7 +21,7 @@ from include.dag_factory import (
     dag_start_date,
     default_args,
     lakehouse_root,
-    stage_tasks,
+    stage_task,
 )
 
 ROOT = lakehouse_root()
@@ -50,8 +50,9 @@ with DAG(
         ),
     },
 ) as dag:
-    stages = [
-        stage_tasks(stage, "{{ params.start }}", "{{ params.end }}", ROOT)
-        for stage in PURCHASE_STAGES
-    ]
-    chain(*[task for pair in stages for task in pair])
+    chain(
+        *[
+            stage_task(stage, "{{ params.start }}", "{{ params.end }}", ROOT)
+            for stage in PURCHASE_STAGES
+        ]
+    )

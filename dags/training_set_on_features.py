@@ -2,7 +2,7 @@
 ### training_set_on_features
 
 Rebuilds the **configured training set** every time `gold.user_features` is published
-(the Asset updated by `gate_gold_user_features` in `purchases_daily` and
+(the Asset updated by `gold_user_features` in `purchases_daily` and
 `purchases_rebuild`), with the same tasks as the manual `training_set` DAG.
 
 Configure it with Airflow Variables (or the environment variables in capitals):

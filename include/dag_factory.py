@@ -1,8 +1,8 @@
 """Building blocks for the lakehouse DAGs: default arguments, table Assets, Spark stage tasks.
 
 Imported when Airflow parses ``dags/``, so it stays light: no pyspark, no Great
-Expectations, nothing that touches the lakehouse. The Spark work happens in
-``spark-submit`` processes started by the operators in ``include.operators``.
+Expectations, nothing that touches the lakehouse. The Spark work happens in job
+processes started by the operators in ``include.operators``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Stage:
     """One write-audit-publish stage of the purchases pipeline."""
 
     job: str  # module in spark_jobs/
-    produces: str  # task id of the build step; the gate is gate_<produces>
+    produces: str  # task id of the stage's task
     tables: tuple[str, ...]  # tables people read that its publish step commits
     doc: str
 
@@ -151,42 +151,37 @@ def spark_job(
     )
 
 
-def stage_tasks(
+def stage_task(
     stage: Stage,
     start: str,
     end: str,
     root: str,
     extra_args: Sequence[str] = (),
-) -> tuple[LakehouseSparkSubmitOperator, LakehouseSparkSubmitOperator]:
-    """The build task (``<table>``) and gate task (``gate_<table>``) of one stage.
+) -> LakehouseSparkSubmitOperator:
+    """The one task of a stage (``<table>``): build, Great Expectations gate, publish.
 
     ``start``/``end`` are templates (``{{ ds }}`` for a daily run): a task always works
-    on its run's logical dates, never on "latest".
+    on its run's logical dates, never on "latest". The three steps share one process:
+    one start, one Great Expectations import, the staged rows validated where they were
+    built. The gate stays visible: its summary line in the task log, a failed task (no
+    retry) when it rejects the rows, and the report on the Asset events when it passes.
     """
-    # Build and gate of one run share staged rows under the run's id; another run of the
-    # same dates (a rebuild beside the daily run, a retry) stages its own.
-    dates = ["--start", start, "--end", end, "--run-id", RUN_ID, *extra_args]
-    build = spark_job(
+    # Staged rows are keyed by the run's id: another run of the same dates (a rebuild
+    # beside the daily run, a retry) stages its own.
+    args = ["--start", start, "--end", end, "--run-id", RUN_ID, *extra_args, "--step", "all"]
+    tables = ", ".join(f"`{t}`" for t in stage.tables)
+    return spark_job(
         stage.produces,
         stage.job,
-        [*dates, "--step", "build"],
-        doc_md=f"**Build** `{stage.produces}` into staging. {stage.doc}\n\n"
-        f"Runs `spark_jobs/jobs/{stage.job}.py --step build`; publishes nothing.",
-        root=root,
-    )
-    gate = spark_job(
-        f"gate_{stage.produces}",
-        stage.job,
-        [*dates, "--step", "publish"],
-        doc_md=f"**Gate** the staged `{stage.produces}` rows with their Great Expectations "
-        f"suite, then publish {', '.join(f'`{t}`' for t in stage.tables)} atomically. "
-        "A failing gate publishes nothing and fails without retrying; the summary names "
-        "the failed expectations and the report path.",
+        args,
+        doc_md=f"**Build, gate, publish** `{stage.produces}`. {stage.doc}\n\n"
+        f"Runs `spark_jobs/jobs/{stage.job}.py`: stages the rows, validates them with the "
+        f"table's Great Expectations suite, then publishes {tables} atomically. A failing "
+        "gate publishes nothing and fails without retrying; the summary names the failed "
+        "expectations and the report path.",
         root=root,
         outlets=[table_asset(t, root) for t in stage.tables],
     )
-    build >> gate
-    return build, gate
 
 
 def training_sets_asset(root: str | None = None) -> Asset:

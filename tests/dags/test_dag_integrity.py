@@ -20,16 +20,7 @@ EXPECTED_DAGS = {
     "training_set_on_features",
     "lakehouse_maintenance",
 }
-STAGE_ORDER = [
-    "bronze_purchases",
-    "gate_bronze_purchases",
-    "silver_purchases",
-    "gate_silver_purchases",
-    "gold_user_daily",
-    "gate_gold_user_daily",
-    "gold_user_features",
-    "gate_gold_user_features",
-]
+STAGE_ORDER = ["bronze_purchases", "silver_purchases", "gold_user_daily", "gold_user_features"]
 
 PARSE_IN_A_FRESH_PROCESS = """
 import json, sys
@@ -104,31 +95,32 @@ def test_purchases_daily_is_daily_in_utc_for_the_day_that_ended(dag_bag) -> None
     assert interval.end == run_at
 
 
-def test_daily_tasks_work_on_the_logical_date_build_then_publish(dag_bag, lakehouse) -> None:
+def test_daily_tasks_build_gate_and_publish_the_logical_date(dag_bag, lakehouse) -> None:
     dag = dag_bag.dags["purchases_daily"]
     for task_id in STAGE_ORDER:
         args = dag.get_task(task_id).application_args
         assert args[:2] == ["--root", lakehouse]
         assert args[args.index("--start") + 1] == "{{ ds }}"
         assert args[args.index("--end") + 1] == "{{ ds }}"
-        step = "publish" if task_id.startswith("gate_") else "build"
-        assert args[args.index("--step") + 1] == step
+        # One process per stage: build, gate and publish (--step all).
+        assert args[args.index("--step") + 1] == "all"
+        assert args[args.index("--run-id") + 1] == "{{ run_id }}"
     job_of = {t: dag.get_task(t).application.rsplit("/", 1)[-1] for t in STAGE_ORDER}
-    assert job_of["bronze_purchases"] == job_of["gate_bronze_purchases"] == "ingest_bronze.py"
+    assert job_of["bronze_purchases"] == "ingest_bronze.py"
     assert job_of["gold_user_features"] == "build_features.py"
 
 
-def test_gate_tasks_update_the_assets_of_the_tables_they_publish(dag_bag, lakehouse) -> None:
+def test_stage_tasks_update_the_assets_of_the_tables_they_publish(dag_bag, lakehouse) -> None:
     dag = dag_bag.dags["purchases_daily"]
     outlets = {
         task.task_id: sorted(a.uri for a in task.outlets) for task in dag.tasks if task.outlets
     }
     base = f"file://{lakehouse}"
     assert outlets == {
-        "gate_bronze_purchases": [f"{base}/bronze/purchases"],
-        "gate_silver_purchases": [f"{base}/silver/purchases", f"{base}/silver/quarantine"],
-        "gate_gold_user_daily": [f"{base}/gold/user_daily"],
-        "gate_gold_user_features": [
+        "bronze_purchases": [f"{base}/bronze/purchases"],
+        "silver_purchases": [f"{base}/silver/purchases", f"{base}/silver/quarantine"],
+        "gold_user_daily": [f"{base}/gold/user_daily"],
+        "gold_user_features": [
             f"{base}/gold/user_features",
             f"{base}/gold/user_features_history",
         ],

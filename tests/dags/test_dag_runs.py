@@ -22,16 +22,7 @@ from tests.dags.conftest import DAGS_FOLDER
 
 DAY_1 = dt.date(2026, 1, 1)
 DAY_2 = dt.date(2026, 1, 2)
-STAGE_TASKS = (
-    "bronze_purchases",
-    "gate_bronze_purchases",
-    "silver_purchases",
-    "gate_silver_purchases",
-    "gold_user_daily",
-    "gate_gold_user_daily",
-    "gold_user_features",
-    "gate_gold_user_features",
-)
+STAGE_TASKS = ("bronze_purchases", "silver_purchases", "gold_user_daily", "gold_user_features")
 ASSET_TABLES = (
     "bronze.purchases",
     "silver.purchases",
@@ -154,7 +145,7 @@ def test_daily_run_builds_every_stage_of_its_landing_date(spark, landed, first_d
     assert min(as_of) >= DAY_1 - dt.timedelta(days=GateSettings().max_lateness_days)
 
 
-def test_gate_tasks_record_the_published_delta_version_on_the_assets(
+def test_stage_tasks_record_the_published_delta_version_on_the_assets(
     spark, landed, first_day
 ) -> None:
     from airflow.models.asset import AssetEvent, AssetModel
@@ -204,9 +195,8 @@ def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
 
     assert states == {
         "landing_purchases": "success",
-        "bronze_purchases": "success",
-        "gate_bronze_purchases": "failed",
-        **dict.fromkeys(STAGE_TASKS[2:], "upstream_failed"),
+        "bronze_purchases": "failed",
+        **dict.fromkeys(STAGE_TASKS[1:], "upstream_failed"),
     }
     assert {name: table_version(spark, landed, name) for name in ASSET_TABLES} == before
     bronze = spark.read.format("delta").load(BRONZE_PURCHASES.path(landed))
