@@ -2,7 +2,10 @@
 
 Each kill is a real job process (``python -m spark_jobs.<job>``) stopped by SIGKILL at a
 named fault point (``LAKEHOUSE_FAULT_POINT``, see ``spark_jobs.quality.wap.fault_point``); the
-rerun is the same job without the fault.
+rerun is the same job without the fault. The kills at every step run the job as a Spark
+Connect client (what an Airflow task is under ``make airflow``: the process dies, the
+server lives on); the cut-short publish kills a job with its own embedded driver, so the
+JVM dies with it, as under spark-submit.
 """
 
 from __future__ import annotations
@@ -61,17 +64,22 @@ def passed_validations(root: str) -> int:
     return sum(json.loads(line)["success"] for line in index.read_text().splitlines())
 
 
-def killed_run(job, root: str, day: dt.date, point: str) -> None:
-    """The job in its own process, killed by SIGKILL at ``point``."""
+def killed_run(job, root: str, day: dt.date, point: str, server=None) -> None:
+    """The job in its own process, killed by SIGKILL at ``point``.
+
+    With ``server`` (the ``connect_server`` fixture) the job is a client of that Spark
+    Connect server; without, it starts an embedded driver of its own.
+    """
     module = job.__name__
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+    env.update({FAULT_POINT_ENV: point, "PYTHONPATH": str(PROJECT_ROOT)})
+    if server is None:
+        env["SPARK_DRIVER_MEMORY"] = "1g"
+    else:
+        env.update(server.client_environment())
     completed = subprocess.run(
         [sys.executable, "-m", module, "--root", root, "--start", str(day)],
-        env={
-            **os.environ,
-            FAULT_POINT_ENV: point,
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "SPARK_DRIVER_MEMORY": "1g",
-        },
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -82,7 +90,9 @@ def killed_run(job, root: str, day: dt.date, point: str) -> None:
     )
 
 
-def test_a_kill_at_any_step_then_a_rerun_leaves_the_tables_of_a_clean_run(spark, tmp_path) -> None:
+def test_a_kill_at_any_step_then_a_rerun_leaves_the_tables_of_a_clean_run(
+    spark, connect_server, tmp_path
+) -> None:
     clean = str(tmp_path / "clean")
     land_two_days(clean)
     for day in (DAY1, DAY2):
@@ -94,7 +104,7 @@ def test_a_kill_at_any_step_then_a_rerun_leaves_the_tables_of_a_clean_run(spark,
     run_day(crashed, DAY1)
     for job, point in KILLS:
         passed_before = passed_validations(crashed)
-        killed_run(job, crashed, DAY2, point)
+        killed_run(job, crashed, DAY2, point, server=connect_server)
         if point != "accounting":  # silver's check runs after its rows are published
             # A gate that passed for rows never (wholly) published is not listed as passed.
             assert passed_validations(crashed) == passed_before, point
