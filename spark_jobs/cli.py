@@ -77,8 +77,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """An argument parser with the common ``--root/--start/--end`` options."""
+# The steps of a write-audit-publish job: stage the rows, gate and publish them, or both.
+STEPS = ("all", "build", "publish")
+STEP_HELP = "build: compute and stage; publish: gate and commit the staged rows; all: both"
+
+
+def job_parser(
+    prog: str,
+    description: str,
+    *,
+    start_help: str | None = None,
+    end_help: str | None = None,
+    steps: str | None = None,
+) -> argparse.ArgumentParser:
+    """An argument parser with the common ``--root/--start/--end/--run-id`` options.
+
+    ``start_help`` makes ``--start`` optional with that help (a job that is not about a
+    date range); ``end_help`` rewords ``--end``. ``steps`` adds ``--step`` (``STEPS``,
+    default ``all``) with that help (``STEP_HELP`` fits most jobs).
+    """
     parser = _Parser(prog=f"python -m spark_jobs.{prog}", description=description)
     parser.add_argument(
         "--root",
@@ -87,13 +104,16 @@ def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
         "(default: $LAKEHOUSE_ROOT, else ./lakehouse)",
     )
     parser.add_argument(
-        "--start", type=parse_date, required=True, help="first logical date, YYYY-MM-DD"
+        "--start",
+        type=parse_date,
+        required=start_help is None,
+        help=start_help or "first logical date, YYYY-MM-DD",
     )
     parser.add_argument(
         "--end",
         type=parse_date,
         default=None,
-        help="last logical date, inclusive (default: --start)",
+        help=end_help or "last logical date, inclusive (default: --start)",
     )
     parser.add_argument(
         "--run-id",
@@ -102,6 +122,8 @@ def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
         "run id, so two runs of the same dates never mix theirs); default: a new one for "
         "--step all, none for a step run on its own",
     )
+    if steps is not None:
+        parser.add_argument("--step", choices=STEPS, default="all", help=steps)
     return parser
 
 

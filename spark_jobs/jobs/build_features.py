@@ -43,9 +43,15 @@ from spark_jobs.catalog import (
     join_path,
     staging_path,
 )
-from spark_jobs.cli import DateRange, date_range, job_parser, resolve_root, run_cli
+from spark_jobs.cli import (
+    STEP_HELP,
+    DateRange,
+    date_range,
+    job_parser,
+    resolve_root,
+    run_cli,
+)
 from spark_jobs.quality.wap import (
-    STEPS,
     Output,
     Publisher,
     audit_and_publish,
@@ -248,12 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "build_features",
         "Write the user feature snapshots of the landing dates [--start, --end], and "
         "corrected versions of earlier snapshots that late rows changed.",
-    )
-    parser.add_argument(
-        "--step",
-        choices=STEPS,
-        default="all",
-        help="build: compute and stage; publish: gate and commit staged rows; all: both",
+        steps=STEP_HELP,
     )
     args = parser.parse_args(argv)
     days = date_range(args)

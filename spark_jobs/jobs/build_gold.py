@@ -35,6 +35,7 @@ from spark_jobs.catalog import (
     landing_predicate,
 )
 from spark_jobs.cli import (
+    STEP_HELP,
     DateRange,
     date_range,
     job_parser,
@@ -42,7 +43,6 @@ from spark_jobs.cli import (
     run_cli,
 )
 from spark_jobs.quality.wap import (
-    STEPS,
     Output,
     audit_and_publish,
     changed_inputs,
@@ -124,12 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "build_gold",
         "Rebuild gold.user_daily for the event dates that the landings in "
         "[--start, --end] touched (per silver.changes).",
-    )
-    parser.add_argument(
-        "--step",
-        choices=STEPS,
-        default="all",
-        help="build: compute and stage; publish: gate and commit staged rows; all: both",
+        steps=STEP_HELP,
     )
     args = parser.parse_args(argv)
     days = date_range(args)

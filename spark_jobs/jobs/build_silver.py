@@ -260,6 +260,8 @@ def parser() -> argparse.ArgumentParser:
         "build_silver",
         "Build silver.purchases (typed, deduplicated, USD), silver.quarantine and "
         "silver.changes from the bronze rows of landing dates [--start, --end].",
+        steps="build: stage the outputs; publish: gate, publish and check the staged "
+        "outputs; all: both",
     )
     parser.add_argument(
         "--fx-max-staleness-days",
@@ -268,13 +270,6 @@ def parser() -> argparse.ArgumentParser:
         help="a day without a reference rate uses the latest earlier one at most this many "
         f"days old, else the record is quarantined NO_FX_RATE (default: "
         f"{DEFAULT_MAX_STALENESS_DAYS})",
-    )
-    parser.add_argument(
-        "--step",
-        choices=wap.STEPS,
-        default="all",
-        help="build: stage the outputs; publish: gate, publish and check the staged "
-        "outputs; all: both (default)",
     )
     return parser
 

@@ -49,7 +49,6 @@ from spark_jobs.cli import (
 )
 from spark_jobs.quality.suites import TRAINING_SET_SUITE  # one suite gates every training set
 from spark_jobs.quality.wap import (
-    STEPS,
     Output,
     audit_and_publish,
     latest_version,
@@ -90,14 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "build_training_set",
         "Join a spine of (user_id, ts, label) rows to the feature snapshots each row could "
         "have seen at its ts, check it for leakage, publish it with a manifest.",
+        # --start/--end only bound the spine's ts range here, so they are optional.
+        start_help="optional: keep spine rows whose ts falls on or after this UTC date",
+        end_help="optional: keep spine rows whose ts falls on or before this UTC date",
+        steps="build: join and stage with a draft manifest; publish: gate and publish the "
+        "staged set; all: both",
     )
-    # --start/--end only bound the spine's ts range here, so they are optional.
-    for action in parser._actions:
-        if action.dest == "start":
-            action.required = False
-            action.help = "optional: keep spine rows whose ts falls on or after this UTC date"
-        if action.dest == "end":
-            action.help = "optional: keep spine rows whose ts falls on or before this UTC date"
     parser.add_argument("--spine", help="spine location: a Delta table, Parquet or CSV path")
     parser.add_argument("--spine-format", choices=SPINE_FORMATS, default="auto")
     parser.add_argument(
@@ -134,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="join strategy (same rows either way; auto broadcasts small spines)",
     )
-    parser.add_argument("--step", choices=STEPS, default="all")
     parser.add_argument(
         "--rebuild-from",
         type=_manifest_or_name,

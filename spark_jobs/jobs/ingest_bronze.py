@@ -43,6 +43,7 @@ from spark_jobs.catalog import (
     staging_path,
 )
 from spark_jobs.cli import (
+    STEP_HELP,
     DateRange,
     UserError,
     date_range,
@@ -329,12 +330,7 @@ def parser() -> argparse.ArgumentParser:
         "ingest_bronze",
         "Ingest the landing files of landing dates [--start, --end] into bronze.purchases, "
         "every line as landed (malformed ones flagged), replacing those dates.",
-    )
-    parser.add_argument(
-        "--step",
-        choices=wap.STEPS,
-        default="all",
-        help="build: stage the rows; publish: gate and publish staged rows; all: both (default)",
+        steps=STEP_HELP,
     )
     return parser
 

@@ -242,12 +242,9 @@ def _parser() -> argparse.ArgumentParser:
         "maintenance",
         "OPTIMIZE and VACUUM every Delta table, keeping every version a training-set "
         "manifest still needs.",
+        # Maintenance is not about a date range; the date only names the run in logs.
+        start_help="logical date of the run, for the log (optional)",
     )
-    for action in parser._actions:
-        if action.dest == "start":
-            # Maintenance is not about a date range; the date only names the run in logs.
-            action.required = False
-            action.help = "logical date of the run, for the log (optional)"
     parser.add_argument(
         "--retention-hours",
         type=int,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_jobs import cli
 from spark_jobs.catalog import Table, join_path, publishing_root, staging_path
 from spark_jobs.cli import GateFailed, UserError
 from spark_jobs.names import child_path
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEPS = ("all", "build", "publish")
+STEPS = cli.STEPS  # kept for callers that name them through wap
 FAULT_POINT_ENV = "LAKEHOUSE_FAULT_POINT"
 # Beside a build's staged rows: the Delta versions of the tables it read.
 INPUTS_FILE = "_inputs.json"
