@@ -47,6 +47,7 @@ from spark_jobs.quality.wap import (
     audit_and_publish,
     changed_inputs,
     input_versions,
+    prepare_gates,
     read_table,
     record_inputs,
     replace_where,
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="build_gold")
+    prepare_gates(args.step)
     with writer_lock(root, f"build_gold {days.key}"):
         run_steps(spark, root, days, args.step)
     return 0

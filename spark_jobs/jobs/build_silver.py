@@ -280,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="build_silver")
+    wap.prepare_gates(args.step)
     with writer_lock(root, f"build_silver {days.key}"):
         if args.step in ("all", "build"):
             build(spark, root, days, args.fx_max_staleness_days)

@@ -52,6 +52,7 @@ from spark_jobs.quality.wap import (
     Output,
     audit_and_publish,
     latest_version,
+    prepare_gates,
     read_staged,
     stage_outputs,
 )
@@ -301,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.start and args.end:
         DateRange(args.start, args.end)
     spark = build_spark(app_name="build_training_set")
+    prepare_gates(args.step)
     if args.rebuild_from:
         request = _request_from_manifest(spark, root, args)
     else:

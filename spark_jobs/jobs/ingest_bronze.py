@@ -341,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     days = date_range(args)
     root = resolve_root(args.root)
     spark = build_spark(app_name="ingest_bronze")
+    wap.prepare_gates(args.step)
     with writer_lock(root, f"ingest_bronze {days.key}"):
         if args.step in ("all", "build"):
             build(spark, root, days)

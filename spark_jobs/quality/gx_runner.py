@@ -12,6 +12,8 @@ gates (e.g. while Airflow parses DAGs) stays cheap.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 _GX_CACHE: dict[tuple[str, ...], Any] = {}
+_IMPORTS: list[threading.Thread] = []  # the background import preload() started, if any
 # Observed values and unexpected counts, no example values.
 _COUNTS_ONLY = {
     "result_format": "BASIC",
@@ -29,12 +32,38 @@ _COUNTS_ONLY = {
 }
 
 
+def preload() -> None:
+    """Start importing Great Expectations in a background thread, once per process.
+
+    A stage's gate needs GX after its build step, and the import costs seconds of
+    Python. The build mostly waits on Spark (the JVM or the Connect server does the
+    work), so the import runs meanwhile; the gate's ``context()`` waits for it to end.
+    """
+    if _IMPORTS or "great_expectations" in sys.modules:
+        return
+    thread = threading.Thread(target=_import_gx, name="gx-import", daemon=True)
+    _IMPORTS.append(thread)
+    thread.start()
+
+
+def _import_gx() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    try:
+        import great_expectations  # noqa: F401
+
+        import spark_jobs.quality.gx_expectations  # noqa: F401
+    except Exception:  # the gate imports it again in its own thread and reports the error
+        return
+
+
 def context() -> Any:
     """The process's one ephemeral GX context, quiet: no analytics, no progress bars.
 
     Building it registers the lakehouse's own expectation (``gx_expectations``).
     """
     if ("context",) not in _GX_CACHE:
+        for thread in _IMPORTS:
+            thread.join()
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig

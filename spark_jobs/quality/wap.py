@@ -76,6 +76,14 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def prepare_gates(step: str) -> None:
+    """Before a run whose step gates (``all``, ``publish``): import GX in the background."""
+    if step in ("all", "publish"):
+        from spark_jobs.quality import gx_runner
+
+        gx_runner.preload()
+
+
 def stage_outputs(
     spark: SparkSession,
     root: str,
