@@ -7,8 +7,6 @@ folder and on ``s3a://`` / ``s3://`` (through the amazon provider's S3 hook).
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from pydantic import JsonValue
 
-COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+from spark_jobs.storage.commit_log import commit_file, commit_info, commit_versions
 
 
 @dataclass(frozen=True)
@@ -44,18 +42,11 @@ class Commit:
 def latest_commit(table_path: str) -> Commit | None:
     """The newest commit of the table at ``table_path``; None when it is not a Delta table."""
     log = _LogReader(table_path)
-    versions = sorted(
-        int(m.group(1)) for name in log.names() if (m := COMMIT_FILE.match(name)) is not None
-    )
+    versions = commit_versions(log.names())
     if not versions:
         return None
     version = versions[-1]
-    info: dict = {}
-    for line in log.read(f"{version:020d}.json").splitlines():
-        action = json.loads(line) if line.strip() else {}
-        if "commitInfo" in action:
-            info = action["commitInfo"]
-            break
+    info = commit_info(log.read(commit_file(version)))
     return Commit(
         version=version,
         timestamp_ms=info.get("timestamp"),

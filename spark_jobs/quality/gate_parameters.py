@@ -180,26 +180,18 @@ def quarantine_limits(
         raise ValueError(f"{table.name} declares no quarantine_of table in the catalog")
     silver_rows = params.get("silver_rows")
     quarantine_rows = params.get("quarantine_rows")
+    from spark_jobs.storage import delta
+
+    # Rows staged by the run (0 where it staged nothing), from the staging commits.
     if silver_rows is None:
-        silver_rows = _staged_rows(spark, staging_path(root, kept, run_key))
+        silver_rows = delta.row_count(spark, staging_path(root, kept, run_key))
     if quarantine_rows is None:
-        quarantine_rows = _staged_rows(spark, staging_path(root, table, run_key))
+        quarantine_rows = delta.row_count(spark, staging_path(root, table, run_key))
     records = int(silver_rows) + int(quarantine_rows)
     return {
         "quarantine_warn_max_rows": math.floor(records * settings.quarantine_warn_share),
         "quarantine_fail_max_rows": math.floor(records * settings.quarantine_fail_share),
     }
-
-
-def _staged_rows(spark: SparkSession, path: str) -> int:
-    """Rows staged at ``path``; 0 when the run staged nothing there."""
-    from spark_jobs.storage import delta
-
-    rows = delta.replaced_rows(path)  # the staging commit's count: no Spark job
-    if rows is not None:
-        return rows
-    staged = delta.read_if_exists(spark, path)
-    return 0 if staged is None else staged.count()
 
 
 def as_date(value: object) -> dt.date:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_jobs import cli
 from spark_jobs.catalog import Table, join_path, publishing_root, staging_path
 from spark_jobs.cli import GateFailed, UserError
 from spark_jobs.names import child_path
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEPS = cli.STEPS  # kept for callers that name them through wap
 FAULT_POINT_ENV = "LAKEHOUSE_FAULT_POINT"
 # Beside a build's staged rows: the Delta versions of the tables it read.
 INPUTS_FILE = "_inputs.json"
@@ -116,18 +114,6 @@ def read_staged(spark: SparkSession, root: str, table: Table, run_key: str) -> D
     return staged
 
 
-def staged_rows(
-    spark: SparkSession, root: str, table: Table, run_key: str, staged: DataFrame
-) -> int:
-    """How many rows a stage staged for ``table``: what its staging commit counted.
-
-    A staging write replaces the whole staging table, so its commit's row count is the
-    staged rows; counting them again would cost a Spark job per output.
-    """
-    rows = delta.replaced_rows(staging_path(root, table, run_key))
-    return staged.count() if rows is None else rows
-
-
 def audit_and_publish(
     spark: SparkSession,
     root: str,
@@ -172,8 +158,9 @@ def audit_and_publish(
     begin_publish(spark, root, stage, run_key, [o.table for o in outputs])
     for output in outputs:
         path = output.table.path(root)
-        result.row_counts[output.table.name] = staged_rows(
-            spark, root, output.table, run_key, staged[output.table]
+        # A staging write replaces its whole table: its commit counted the staged rows.
+        result.row_counts[output.table.name] = delta.row_count(
+            spark, staging_path(root, output.table, run_key)
         )
         output.publish(spark, staged[output.table], path)
         result.versions[output.table.name] = latest_version(spark, path)

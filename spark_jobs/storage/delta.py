@@ -12,19 +12,19 @@ through Spark Connect alike.
 
 from __future__ import annotations
 
-import json
 import re
 
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.catalog import join_path
 from spark_jobs.storage import files
+from spark_jobs.storage.commit_log import commit_file, commit_versions
+from spark_jobs.storage.commit_log import commit_info as parse_commit_info
 
 DELTA_LOG = "_delta_log"
 # A commit (00000000000000000012.json) or a checkpoint of one (…12.checkpoint.parquet,
 # …12.checkpoint.0000000001.0000000002.parquet, a v2 checkpoint …12.checkpoint.<uuid>.json).
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint\..*parquet|checkpoint\.[^.]+\.json)$")
-_COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
 def _log_names(path: str) -> list[str]:
@@ -37,7 +37,7 @@ def _log_names(path: str) -> list[str]:
 
 def log_versions(path: str) -> list[int]:
     """The versions with a commit file in the table's ``_delta_log``, ascending."""
-    return sorted(int(m.group(1)) for name in _log_names(path) if (m := _COMMIT.match(name)))
+    return commit_versions(_log_names(path))
 
 
 def is_delta(spark: SparkSession, path: str) -> bool:
@@ -68,12 +68,7 @@ def commit_info(path: str, version: int) -> dict:
     Read from the commit file itself, so it costs one small file read and no Spark job.
     Its ``operationMetrics`` hold what the writer counted, e.g. ``numOutputRows``.
     """
-    text = files.read_text(join_path(path, DELTA_LOG, f"{version:020d}.json"))
-    for line in (text or "").splitlines():
-        action = json.loads(line) if line.strip() else {}
-        if "commitInfo" in action:
-            return dict(action["commitInfo"])
-    return {}
+    return parse_commit_info(files.read_text(join_path(path, DELTA_LOG, commit_file(version))))
 
 
 def replaced_rows(path: str) -> int | None:
@@ -94,6 +89,19 @@ def replaced_rows(path: str) -> int | None:
     if "predicate" in parameters or rows is None:
         return None
     return int(rows)
+
+
+def row_count(spark: SparkSession, path: str) -> int:
+    """The rows of the table at ``path`` (0 when there is none).
+
+    Taken from its newest commit when that replaced the whole table (``replaced_rows``,
+    no Spark job), else counted.
+    """
+    rows = replaced_rows(path)
+    if rows is not None:
+        return rows
+    table = read_if_exists(spark, path)
+    return 0 if table is None else table.count()
 
 
 def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:

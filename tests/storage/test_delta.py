@@ -67,4 +67,7 @@ def test_replaced_rows_is_the_count_of_a_whole_overwrite_and_none_otherwise(
         .save(path)
     )
     assert delta.replaced_rows(path) is None  # a partial replace counts only its own rows
+    # 3 + 2 rows, of which the replace swapped the two id-0 rows for one: counted, then.
+    assert delta.row_count(spark, path) == 4 == spark.read.format("delta").load(path).count()
+    assert delta.row_count(spark, str(tmp_path / "none")) == 0
     assert delta.commit_info(path, 0)["operation"] == "WRITE"
