@@ -18,7 +18,7 @@ DEMO_END ?= 2026-01-30
 DEMO_USERS ?= 2000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint fmt lock jars airflow bench clean
+.PHONY: help setup demo test test-fast lint fmt lock jars airflow cluster bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ lock: ## recompile requirements-dev.txt and requirements.txt (exact pins) from p
 airflow: setup ## start Airflow (API server, scheduler, DAG processor) on http://127.0.0.1:8080
 	$(PY) -m devtools.airflow_local start
 
+cluster: setup ## start a Spark standalone master + worker and a Connect server on them (127.0.0.1)
+	$(PY) -m devtools.spark_cluster
+
 bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/ingest.py
 	$(PY) bench/features.py
@@ -71,5 +74,5 @@ bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/pit.py
 	$(PY) bench/daily_run.py
 
-clean: ## remove the local lakehouse and Airflow home (keeps .venv and jars)
-	rm -rf lakehouse .airflow artifacts
+clean: ## remove the local lakehouse, Airflow home and cluster folder (keeps .venv and jars)
+	rm -rf lakehouse .airflow .cluster artifacts

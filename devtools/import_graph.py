@@ -5,7 +5,8 @@
 
 Layers of ``spark_jobs``, lowest first (docs/ARCHITECTURE.md has the picture):
 
-    core        spark_jobs/*.py: config, cli, names, reasons, catalog, session
+    core        spark_jobs/*.py: config, cli, names, reasons, catalog, session,
+                connect_server, artifacts
     storage     spark_jobs/storage/
     transforms  spark_jobs/transforms/
     quality     spark_jobs/quality/

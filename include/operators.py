@@ -139,19 +139,7 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         The token (the connection's password) goes to the job's environment, never its
         command line or URL; the job's output streams into the task log.
         """
-        host = connection.host or "localhost"
-        if "://" in host:
-            host = host.split("://", 1)[1]
-        url = f"sc://{host.rstrip('/')}:{connection.port or DEFAULT_CONNECT_PORT}"
-        env = {**os.environ, **(self.env_vars or {}), **_job_environment(self.lakehouse_root)}
-        env["SPARK_REMOTE"] = url
-        if connection.password:
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(connection.password, "SPARK_CONNECT_AUTHENTICATE_TOKEN")
-            env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = connection.password
-        if Settings.from_env(lakehouse_root=self.lakehouse_root).is_object_store:
-            env.update(object_store_environment(self.aws_conn_id))
+        url, env = self._connect_target(connection)
         command = [
             sys.executable,
             "-m",
@@ -179,6 +167,29 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
             raise AirflowException(
                 f"{self.task_id}: spark_jobs.jobs.{self.job} exited with code {code}\n{detail}"
             )
+
+    def _connect_target(self, connection: Any) -> tuple[str, dict[str, str]]:
+        """The ``SPARK_REMOTE`` URL of a ``spark_connect`` connection and the job's environment.
+
+        ``ship_code`` in the connection's extra makes the job upload the ``spark_jobs``
+        archive to its session (a cluster's executors do not have the package).
+        """
+        host = connection.host or "localhost"
+        if "://" in host:
+            host = host.split("://", 1)[1]
+        url = f"sc://{host.rstrip('/')}:{connection.port or DEFAULT_CONNECT_PORT}"
+        env = {**os.environ, **(self.env_vars or {}), **_job_environment(self.lakehouse_root)}
+        env["SPARK_REMOTE"] = url
+        if _extra(connection).get("ship_code"):  # a cluster: executors lack the package
+            env["LAKEHOUSE_SHIP_CODE"] = "true"
+        if connection.password:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(connection.password, "SPARK_CONNECT_AUTHENTICATE_TOKEN")
+            env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = connection.password
+        if Settings.from_env(lakehouse_root=self.lakehouse_root).is_object_store:
+            env.update(object_store_environment(self.aws_conn_id))
+        return url, env
 
     def on_kill(self) -> None:
         """Stop the job: SIGTERM (a Connect client interrupts its queries), then SIGKILL."""
@@ -337,6 +348,15 @@ def object_store_environment(aws_conn_id: str = "aws_default") -> dict[str, str]
     if hook.conn_config.region_name:
         environment["AWS_REGION"] = hook.conn_config.region_name
     return environment
+
+
+def _extra(connection: Any) -> dict[str, Any]:
+    """A connection's extra as a dict; an extra that is not a JSON object counts as empty."""
+    try:
+        extra = connection.extra_dejson
+    except (AttributeError, ValueError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def _job_environment(lakehouse_root: str) -> dict[str, str]:

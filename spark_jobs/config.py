@@ -45,6 +45,9 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
     # Load the S3A jars even for a local root (a session that serves both kinds of root).
     s3a_jars: bool = False
+    # A Connect client uploads the spark_jobs package to its session, for a server whose
+    # executors do not have it (a cluster's workers); see spark_jobs.artifacts.
+    ship_code: bool = False
 
     @property
     def is_object_store(self) -> bool:
@@ -79,5 +82,6 @@ class Settings:
             driver_memory=env.get("SPARK_DRIVER_MEMORY") or "4g",
             s3=s3,
             s3a_jars=env.get("LAKEHOUSE_S3A_JARS", "false").lower() == "true",
+            ship_code=env.get("LAKEHOUSE_SHIP_CODE", "false").lower() in ("true", "1"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

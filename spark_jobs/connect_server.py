@@ -79,7 +79,7 @@ def server_command(
             "spark.connect.grpc.binding.port": str(port),
         }
     )
-    if settings.spark_master.startswith("local"):
+    if settings.spark_master.startswith("local") or _on_loopback(settings.spark_master):
         conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
         conf.setdefault("spark.driver.host", "127.0.0.1")
     command = [
@@ -98,6 +98,11 @@ def server_command(
     for key, value in sorted(conf.items()):
         command += ["--conf", f"{key}={value}"]
     return command
+
+
+def _on_loopback(master: str) -> bool:
+    """True for a cluster master on this machine's loopback (its driver stays there too)."""
+    return any(name in master for name in ("//127.0.0.1:", "//localhost:"))
 
 
 def server_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -149,6 +150,8 @@ def _remote_session(url: str, settings: Settings, app_name: str) -> SparkSession
         spark = SparkSession.builder.remote(url).appName(app_name).getOrCreate()
         for key, value in session_settings(settings).items():  # the first calls to the server
             spark.conf.set(key, value)
+        if settings.ship_code:
+            _ship_code(spark)
     except Exception as exc:  # grpc and pyspark raise several kinds; all mean the same
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ServiceUnavailable(
@@ -162,6 +165,14 @@ def _remote_session(url: str, settings: Settings, app_name: str) -> SparkSession
     # frames are freed then, not an idle timeout later.
     atexit.register(_release, spark)
     return spark
+
+
+def _ship_code(spark: SparkSession) -> None:
+    """Upload the ``spark_jobs`` archive to this Connect session (``spark_jobs.artifacts``)."""
+    from spark_jobs.artifacts import package_archive
+
+    with tempfile.TemporaryDirectory(prefix="lakehouse-code-") as folder:
+        spark.addArtifacts(str(package_archive(Path(folder))), pyfile=True)
 
 
 def _release(spark: SparkSession) -> None:

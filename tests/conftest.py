@@ -7,7 +7,6 @@ files are collected first so that neither worker is left with one of them at the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import subprocess
 from collections.abc import Iterator
@@ -102,27 +101,15 @@ def spark() -> Iterator[object]:
     session.stop()
 
 
-@dataclasses.dataclass(frozen=True)
-class ConnectServer:
-    """A running Spark Connect server of the test run: where it is and its token."""
-
-    url: str
-    token: str
-
-    def client_environment(self) -> dict[str, str]:
-        """What a job's process needs to run on this server."""
-        return {"SPARK_REMOTE": self.url, "SPARK_CONNECT_AUTHENTICATE_TOKEN": self.token}
-
-
 @pytest.fixture(scope="session")
-def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A Spark Connect server on loopback with a token, for the test process's lifetime."""
     import secrets
     import signal
 
     from spark_jobs import connect_server as server
     from spark_jobs.config import Settings
-    from tests.factories import free_port
+    from tests.factories import ConnectServer, free_port
 
     port = free_port()
     token = secrets.token_urlsafe(24)

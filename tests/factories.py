@@ -7,11 +7,15 @@ real (build, Great Expectations gate, publish) unless its name says it skips the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import gzip
 import json
-from collections.abc import Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from spark_jobs.catalog import (
     landing_day_path,
 )
 from spark_jobs.cli import DateRange, run_cli
+from spark_jobs.config import PROJECT_ROOT
 from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
 from spark_jobs.quality import wap
 
@@ -364,3 +369,84 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectServer:
+    """A running Spark Connect server of the test run: where it is and its token."""
+
+    url: str
+    token: str
+
+    def client_environment(self) -> dict[str, str]:
+        """What a job's process needs to run on this server."""
+        return {"SPARK_REMOTE": self.url, "SPARK_CONNECT_AUTHENTICATE_TOKEN": self.token}
+
+
+def client_run(
+    server: ConnectServer,
+    module: str,
+    root: str,
+    day: dt.date,
+    token: str | None = None,
+    **extra_env: str,
+) -> subprocess.CompletedProcess[str]:
+    """One job as a Connect client in its own process (its whole output captured)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYSPARK_GATEWAY_PORT", "SPARK_CONNECT_AUTHENTICATE_TOKEN")
+    }
+    env.update(server.client_environment())
+    if token is not None:
+        env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = token
+    env.update(extra_env)
+    return subprocess.run(
+        [sys.executable, "-m", f"spark_jobs.jobs.{module}", "--root", root, "--start", str(day)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@contextlib.contextmanager
+def lakehouse_env(root: str, **extra: str) -> Iterator[None]:
+    """LAKEHOUSE_ROOT (and extra variables) set while DAGs are parsed and run."""
+    saved = {k: os.environ.get(k) for k in ("LAKEHOUSE_ROOT", *extra)}
+    os.environ.update({"LAKEHOUSE_ROOT": root, **extra})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_daily(root: str, day: dt.date, **env: str) -> dict[str, str]:
+    """Run purchases_daily for one logical date with dag.test(); task id -> final state."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with lakehouse_env(root, **env):
+        dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags["purchases_daily"]
+        run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+        return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def connect_connection(server: ConnectServer, **extra: object) -> str:
+    """A ``spark_default`` connection (Airflow's JSON form) to a test's Connect server."""
+    from urllib.parse import urlparse
+
+    url = urlparse(server.url)
+    connection: dict[str, object] = {
+        "conn_type": "spark_connect",
+        "host": url.hostname,
+        "port": url.port,
+        "password": server.token,
+    }
+    if extra:
+        connection["extra"] = extra
+    return json.dumps(connection)

@@ -8,17 +8,14 @@ server (a ``spark_connect`` connection); the second through spark-submit, one JV
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from spark_jobs.config import EXPECTATIONS_DIR
 from spark_jobs.quality.gates import GateSettings
-from tests.dags.conftest import DAGS_FOLDER
+from tests.factories import connect_connection, run_daily
 
 DAY_1 = dt.date(2026, 1, 1)
 DAY_2 = dt.date(2026, 1, 2)
@@ -31,31 +28,6 @@ ASSET_TABLES = (
     "gold.user_features",
     "gold.user_features_history",
 )
-
-
-@contextlib.contextmanager
-def lakehouse_env(root: str, **extra: str) -> Iterator[None]:
-    """LAKEHOUSE_ROOT (and extra variables) set while DAGs are parsed and run."""
-    saved = {k: os.environ.get(k) for k in ("LAKEHOUSE_ROOT", *extra)}
-    os.environ.update({"LAKEHOUSE_ROOT": root, **extra})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def run_daily(root: str, day: dt.date, **env: str) -> dict[str, str]:
-    """Run purchases_daily for one logical date with dag.test(); task id -> final state."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    with lakehouse_env(root, **env):
-        dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["purchases_daily"]
-        run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
-        return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
 def table_version(spark, root: str, name: str) -> int:
@@ -102,22 +74,6 @@ def landed(spark, airflow_db, tmp_path_factory) -> str:
     args = ["--root", root, "--start", str(DAY_1), "--end", str(DAY_2), "--users", "150"]
     assert generate_purchases.main([*args, "--skip-dates", "none"]) == 0
     return root
-
-
-def connect_connection(server) -> str:
-    """A ``spark_default`` connection (Airflow's JSON form) to the test's Connect server."""
-    import json
-    from urllib.parse import urlparse
-
-    url = urlparse(server.url)
-    return json.dumps(
-        {
-            "conn_type": "spark_connect",
-            "host": url.hostname,
-            "port": url.port,
-            "password": server.token,
-        }
-    )
 
 
 @pytest.fixture(scope="module")

@@ -21,33 +21,10 @@ import pytest
 from devtools import generate_purchases
 from spark_jobs.cli import EXIT_GATE_FAILED
 from spark_jobs.config import PROJECT_ROOT
-from tests.factories import differences, published_rows, run_day
+from tests.factories import client_run, differences, published_rows, run_day
 
 DAYS = (dt.date(2026, 3, 1), dt.date(2026, 3, 2))
 STAGE_MODULES = ("ingest_bronze", "build_silver", "build_gold", "build_features")
-
-
-def client_run(
-    server, module: str, root: str, day: dt.date, token: str | None = None, **extra_env: str
-) -> subprocess.CompletedProcess[str]:
-    """One job as a Connect client in its own process (its whole output captured)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("PYSPARK_GATEWAY_PORT", "SPARK_CONNECT_AUTHENTICATE_TOKEN")
-    }
-    env.update(server.client_environment())
-    if token is not None:
-        env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = token
-    env.update(extra_env)
-    return subprocess.run(
-        [sys.executable, "-m", f"spark_jobs.jobs.{module}", "--root", root, "--start", str(day)],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
