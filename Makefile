@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export LAKEHOUSE_ROOT ?= $(CURDIR)/lakehouse
 JARS_STAMP := .cache/jars/.complete
+S3PROXY_STAMP := .cache/s3proxy/.complete
 DEPS_STAMP := $(VENV)/.deps-installed
 # Airflow's published constraints for 3.3.2 on Python 3.11, when vendored (see
 # include/constraints/README.md). Without them the dev lock is compiled under itself,
@@ -18,7 +19,7 @@ DEMO_END ?= 2026-01-30
 DEMO_USERS ?= 2000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint fmt lock jars airflow cluster bench clean
+.PHONY: help setup demo test test-fast lint fmt lock jars airflow s3 cluster bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +36,12 @@ $(JARS_STAMP): include/pom.xml
 	mvn -q -B -f include/pom.xml package
 	@touch $@
 
-setup: $(DEPS_STAMP) $(JARS_STAMP) ## create .venv from the dev lock, install the project, fetch the Spark jars
+$(S3PROXY_STAMP): include/s3proxy/pom.xml
+	rm -rf .cache/s3proxy
+	mvn -q -B -f include/s3proxy/pom.xml package
+	@touch $@
+
+setup: $(DEPS_STAMP) $(JARS_STAMP) $(S3PROXY_STAMP) ## create .venv from the dev lock, install the project, fetch the Spark jars and the test S3 server
 
 jars: $(JARS_STAMP) ## fetch Delta and S3A jars into .cache/jars (Maven, include/pom.xml)
 
@@ -64,6 +70,9 @@ lock: ## recompile requirements-dev.txt and requirements.txt (exact pins) from p
 airflow: setup ## start Airflow (API server, scheduler, DAG processor) on http://127.0.0.1:8080
 	$(PY) -m devtools.airflow_local start
 
+s3: setup ## start an S3-compatible server (s3proxy) on 127.0.0.1:9000 with a bucket, files under .s3
+	$(PY) -m devtools.s3_server
+
 cluster: setup ## start a Spark standalone master + worker and a Connect server on them (127.0.0.1)
 	$(PY) -m devtools.spark_cluster
 
@@ -75,4 +84,4 @@ bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/daily_run.py
 
 clean: ## remove the local lakehouse, Airflow home and cluster folder (keeps .venv and jars)
-	rm -rf lakehouse .airflow .cluster artifacts
+	rm -rf lakehouse .airflow .cluster .s3 artifacts

@@ -131,6 +131,21 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
             os.killpg(process.pid, signal.SIGKILL)
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real S3-compatible server (s3proxy) on loopback, with the bucket ``S3_BUCKET``."""
+    from devtools.s3_server import S3Server
+    from tests.factories import S3_BUCKET, free_port
+
+    server = S3Server(tmp_path_factory.mktemp("s3"), port=free_port())
+    server.start()
+    try:
+        server.create_bucket(S3_BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def lakehouse(tmp_path: Path) -> str:
     """An empty lakehouse root for one test."""

@@ -91,11 +91,15 @@ def published_rows(spark, root: str) -> dict[str, list[tuple]]:
     """Every published table of a lakehouse, as sorted rows in schema order.
 
     The lakehouse's own location (in ``_source_file``) reads ``<root>``, so two
-    lakehouses built from the same landed files compare equal.
+    lakehouses built from the same landed files compare equal, on a folder (``file:``
+    URIs) or an object store alike.
     """
+    local = f"file:{root}"
 
     def relative(value: object) -> object:
-        return value.replace(root, "<root>") if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        return value.replace(local, "<root>").replace(root, "<root>")
 
     tables = {}
     for table in ALL_TABLES:
@@ -369,6 +373,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+S3_BUCKET = "lakehouse-test"
+
+
+def use_s3_server(monkeypatch: pytest.MonkeyPatch, server) -> None:
+    """Point spark_jobs.storage.files (boto3, from the environment) at a loopback S3 server."""
+    for key, value in server.environment("").items():
+        if key != "LAKEHOUSE_ROOT":
+            monkeypatch.setenv(key, value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.storage.test_object_store import BUCKET, s3_endpoint  # noqa: F401  (the moto server)
+from tests.factories import S3_BUCKET as BUCKET
 
 # Airflow reads its configuration on first import: a throw-away home when this file runs
 # alone (tests/dags/conftest.py sets its own when the DAG tests share the process).
@@ -104,21 +104,8 @@ def test_operator_passes_no_credentials_for_a_local_root(submitted, monkeypatch,
     assert "AWS_SECRET_ACCESS_KEY" not in submitted["env"]
 
 
-def _s3_client(endpoint: str):
-    """A boto3 S3 client for the moto server, with the test's known fake key."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
-
-
-def _put_landing_file(endpoint: str, prefix: str) -> None:
-    client = _s3_client(endpoint)
+def _put_landing_file(server, prefix: str) -> None:
+    client = server.client()
     line = {
         "event_id": "e1",
         "order_id": "o1",
@@ -139,8 +126,8 @@ def _put_landing_file(endpoint: str, prefix: str) -> None:
     )
 
 
-def _stored_objects(endpoint: str, prefix: str) -> dict[str, bytes]:
-    client = _s3_client(endpoint)
+def _stored_objects(server, prefix: str) -> dict[str, bytes]:
+    client = server.client()
     objects = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
         for item in page.get("Contents", []):
@@ -149,17 +136,18 @@ def _stored_objects(endpoint: str, prefix: str) -> dict[str, bytes]:
     return objects
 
 
-def test_a_job_on_an_s3a_root_never_writes_its_secret_to_logs_or_reports(s3_endpoint):  # noqa: F811
+def test_a_job_on_an_s3a_root_never_writes_its_secret_to_logs_or_reports(s3_server):
     prefix = f"secrets-{time.monotonic_ns()}"
-    _put_landing_file(s3_endpoint, prefix)
+    secret = s3_server.secret_key
+    _put_landing_file(s3_server, prefix)
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
         "LAKEHOUSE_ROOT": f"s3a://{BUCKET}/{prefix}",
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": secret,
         "AWS_REGION": "us-east-1",
-        "LAKEHOUSE_S3_ENDPOINT": s3_endpoint,
+        "LAKEHOUSE_S3_ENDPOINT": s3_server.endpoint,
         "LAKEHOUSE_LOG_LEVEL": "DEBUG",  # the most a job ever logs
         "SPARK_MASTER": "local[1]",
         "SPARK_DRIVER_MEMORY": "1g",
@@ -175,10 +163,10 @@ def test_a_job_on_an_s3a_root_never_writes_its_secret_to_logs_or_reports(s3_endp
     )
     output = job.stdout + job.stderr
     assert job.returncode == 0, output[-3000:]
-    assert SECRET not in output
+    assert secret not in output
 
-    stored = _stored_objects(s3_endpoint, prefix)
+    stored = _stored_objects(s3_server, prefix)
     reports = [key for key in stored if "/_reports/" in key]
     assert reports, f"the gate wrote no report under {prefix}/_reports/"
-    leaked = [key for key, body in stored.items() if SECRET.encode() in body]
+    leaked = [key for key, body in stored.items() if secret.encode() in body]
     assert leaked == []

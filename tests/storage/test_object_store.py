@@ -1,81 +1,29 @@
-"""The lakehouse runs on an S3 API as on a folder: a real S3 server (moto) on loopback."""
+"""The lakehouse runs on an S3 API as on a folder: a real S3 server (s3proxy) on loopback."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from spark_jobs.cli import DateRange, UserError
 from spark_jobs.storage import files
-
-BUCKET = "lakehouse-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 with one empty bucket."""
-    import boto3
-
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket=BUCKET)
-            break
-        except Exception:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise
-            time.sleep(0.3)
-    yield endpoint
-    server.terminate()
-    server.wait(timeout=10)
-
-
-def use_s3_server(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    """Point spark_jobs.storage.files (boto3, from the environment) at the loopback server."""
-    monkeypatch.setenv("LAKEHOUSE_S3_ENDPOINT", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+from tests.factories import S3_BUCKET as BUCKET
+from tests.factories import use_s3_server
 
 
 @pytest.fixture
-def s3_root(spark, s3_endpoint, monkeypatch) -> str:
+def s3_root(spark, s3_server, monkeypatch) -> str:
     """An s3a:// lakehouse root whose bucket lives on the loopback S3 server."""
-    use_s3_server(monkeypatch, s3_endpoint)
+    use_s3_server(monkeypatch, s3_server)
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in {
-        f"fs.s3a.bucket.{BUCKET}.endpoint": s3_endpoint,
-        f"fs.s3a.bucket.{BUCKET}.access.key": "test",
-        f"fs.s3a.bucket.{BUCKET}.secret.key": "test",
+        f"fs.s3a.bucket.{BUCKET}.endpoint": s3_server.endpoint,
+        f"fs.s3a.bucket.{BUCKET}.access.key": s3_server.access_key,
+        f"fs.s3a.bucket.{BUCKET}.secret.key": s3_server.secret_key,
         f"fs.s3a.bucket.{BUCKET}.endpoint.region": "us-east-1",
         f"fs.s3a.bucket.{BUCKET}.path.style.access": "true",
         f"fs.s3a.bucket.{BUCKET}.connection.ssl.enabled": "false",
@@ -119,7 +67,7 @@ def store(request, tmp_path: Path, monkeypatch) -> str:
     """An empty folder: a local path, or a prefix on the loopback S3 server (no Spark)."""
     if request.param == "local":
         return str(tmp_path / "store")
-    use_s3_server(monkeypatch, request.getfixturevalue("s3_endpoint"))
+    use_s3_server(monkeypatch, request.getfixturevalue("s3_server"))
     return f"s3a://{BUCKET}/files-{time.monotonic_ns()}"
 
 
