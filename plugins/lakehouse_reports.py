@@ -3,7 +3,9 @@
 A small FastAPI app, mounted by the Airflow API server at ``/lakehouse-reports/``, lists
 recent validations from ``<LAKEHOUSE_ROOT>/_reports/index.jsonl`` (newest first, by table
 and date) and serves each validation's HTML page and GX JSON result. A "Validation
-reports" entry under Browse shows the page inside the UI.
+reports" entry under Browse shows the page inside the UI. On an ``s3a://`` root it reads
+the same files through the object store (``spark_jobs.storage.files``, with the API
+server's ``AWS_*`` and ``LAKEHOUSE_S3_ENDPOINT``).
 
 Airflow mounts plugin apps without authentication, so the app checks every request
 itself, with Airflow's auth manager: the same JWT as the REST API (``Authorization:
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import html
 import json
+import mimetypes
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +36,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from spark_jobs.catalog import reports_path
 from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT
 from spark_jobs.quality.reports import INDEX_FILE
+from spark_jobs.storage import files
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -81,11 +85,11 @@ def lakehouse_root() -> str:
 
 def read_index(root: str) -> list[dict]:
     """Index lines of every validation under ``root``, newest first; [] before the first."""
-    path = Path(reports_path(root), INDEX_FILE)
-    if not path.is_file():
+    text = files.read_text(f"{reports_path(root).rstrip('/')}/{INDEX_FILE}")
+    if text is None:
         return []
     entries = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if line.strip():
             try:
                 entries.append(json.loads(line))
@@ -186,12 +190,8 @@ def create_app(root: str | None = None, *, authorize: Authorize = airflow_user) 
         return response
 
     def current_root() -> str:
-        chosen = root or lakehouse_root()
-        if "://" in chosen and not chosen.startswith("file://"):
-            raise HTTPException(
-                501, f"reports of {chosen} live on an object store; open them there"
-            )
-        return chosen.removeprefix("file://")
+        # A folder or an object store (s3a://): both are read through spark_jobs.storage.
+        return (root or lakehouse_root()).removeprefix("file://")
 
     @app.get("/api/validations")
     def validations(
@@ -224,8 +224,11 @@ def create_app(root: str | None = None, *, authorize: Authorize = airflow_user) 
         )
 
     @app.get("/reports/{relative:path}")
-    def report(relative: str) -> FileResponse:
-        base = Path(reports_path(current_root())).resolve()
+    def report(relative: str) -> Response:
+        folder = reports_path(current_root())
+        if not files.is_local(folder):
+            return _stored_report(folder, relative)
+        base = Path(folder.removeprefix("file:")).resolve()
         target = (base / relative).resolve()
         # Only files inside the reports folder: "..", absolute paths and symlinks out 404.
         if not target.is_relative_to(base) or not target.is_file():
@@ -233,6 +236,18 @@ def create_app(root: str | None = None, *, authorize: Authorize = airflow_user) 
         return FileResponse(target)
 
     return app
+
+
+def _stored_report(folder: str, relative: str) -> Response:
+    """A report file from an object store; a key outside the reports folder is a 404."""
+    parts = relative.split("/")
+    if not relative or relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise HTTPException(404, "no such report")
+    data = files.read_bytes(f"{folder.rstrip('/')}/{relative}")
+    if data is None:
+        raise HTTPException(404, "no such report")
+    kind = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+    return Response(content=data, media_type=kind)
 
 
 def _listing(entries: list[dict]) -> str:

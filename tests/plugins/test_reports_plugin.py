@@ -22,6 +22,8 @@ from fastapi import HTTPException, Request
 
 from plugins import lakehouse_reports
 from spark_jobs.catalog import reports_path
+from spark_jobs.storage import files
+from tests.factories import S3_BUCKET, use_s3_server
 
 RUN = "2026-03-02_2026-03-02"
 REPORT = f"gold_user_daily/{RUN}/20260303T010203000000Z/report.html"
@@ -56,16 +58,26 @@ def index_line(**changes: object) -> str:
     return json.dumps(entry)
 
 
-@pytest.fixture
-def reports(tmp_path: Path) -> str:
-    """A lakehouse with two validations and a file outside the reports folder."""
-    root = tmp_path / "lakehouse"
-    base = Path(reports_path(str(root)))
-    (base / REPORT).parent.mkdir(parents=True)
-    (base / REPORT).write_text("<html><body>gold.user_daily: gate FAILED</body></html>")
-    (base / RESULT).write_text('{"success": false}')
-    (root / "secret.txt").write_text("not a report")
-    (base / "index.jsonl").write_text(
+@pytest.fixture(params=["local", "s3"])
+def reports(request, tmp_path: Path, monkeypatch) -> str:
+    """A lakehouse with two validations and a file outside the reports folder.
+
+    On a folder, and on a real S3 server (s3proxy), where the page reads the same files
+    through the object-store API.
+    """
+    if request.param == "local":
+        root = str(tmp_path / "lakehouse")
+    else:
+        use_s3_server(monkeypatch, request.getfixturevalue("s3_server"))
+        root = f"s3a://{S3_BUCKET}/reports-{time.monotonic_ns()}"
+    base = reports_path(root)
+    files.write_text_atomic(
+        f"{base}/{REPORT}", "<html><body>gold.user_daily: gate FAILED</body></html>"
+    )
+    files.write_text_atomic(f"{base}/{RESULT}", '{"success": false}')
+    files.write_text_atomic(f"{root}/secret.txt", "not a report")
+    files.write_text_atomic(
+        f"{base}/index.jsonl",
         index_line()
         + "\n"
         + index_line(
@@ -81,9 +93,9 @@ def reports(tmp_path: Path) -> str:
             result="silver_purchases/x/result.json",
             validated_at="2026-03-02T01:00:00+00:00",
         )
-        + "\n"
+        + "\n",
     )
-    return str(root)
+    return root
 
 
 @pytest.fixture
