@@ -109,6 +109,10 @@ def build_spark(
     settings = settings or Settings.from_env()
     if settings.spark_remote:
         return _remote_session(settings.spark_remote, settings, app_name)
+    if os.environ.get("SPARK_REMOTE") == "":
+        # Set but empty means "no server" here, as in Settings; pyspark would refuse a
+        # master beside any SPARK_REMOTE at all.
+        del os.environ["SPARK_REMOTE"]
     conf = session_conf(settings)
     if extra_conf:
         conf.update(extra_conf)

@@ -385,6 +385,34 @@ def use_s3_server(monkeypatch: pytest.MonkeyPatch, server) -> None:
             monkeypatch.setenv(key, value)
 
 
+def upload_landing(s3_server, feed: Path, root: str) -> int:
+    """Put the feed's landing files under ``root`` on the S3 server; how many."""
+    bucket, prefix = root.removeprefix("s3a://").split("/", 1)
+    client = s3_server.client()
+    uploaded = 0
+    for path in sorted((feed / "landing").rglob("*")):
+        if path.is_file():
+            key = f"{prefix}/landing/{path.relative_to(feed / 'landing').as_posix()}"
+            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            uploaded += 1
+    return uploaded
+
+
+def read_s3_with(spark, server) -> None:
+    """Let a test's own session read the test bucket of ``server`` (per-bucket S3A settings)."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in {
+        "endpoint": server.endpoint,
+        "access.key": server.access_key,
+        "secret.key": server.secret_key,
+        "endpoint.region": "us-east-1",
+        "path.style.access": "true",
+        "connection.ssl.enabled": "false",
+        "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    }.items():
+        hadoop.set(f"fs.s3a.bucket.{S3_BUCKET}.{key}", value)
+
+
 @dataclasses.dataclass(frozen=True)
 class ConnectServer:
     """A running Spark Connect server of the test run: where it is and its token."""

@@ -15,6 +15,7 @@ with. Paths are not URL-encoded.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import fnmatch
 import functools
 import os
@@ -161,6 +162,80 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
 def write_text_atomic(path: str, text: str) -> None:
     """``write_bytes_atomic`` of ``text`` encoded as UTF-8."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+# Conditional writes (object stores): the compare-and-swap an object-store lock is made of.
+# S3 and S3-compatible servers answer a failed condition with 412 PreconditionFailed (409
+# ConditionalRequestConflict when two conditional writes race).
+_CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's content, its ETag (what a conditional write names) and the store's clock."""
+
+    data: bytes
+    etag: str
+    last_modified: dt.datetime  # naive UTC, by the store's clock
+    store_now: dt.datetime  # naive UTC: the ``Date`` of the store's answer
+
+
+def read_versioned(path: str) -> Versioned | None:
+    """An object with its ETag and ages by the store's own clock; None when absent."""
+    bucket, key = _split(path)
+    client = _client()
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey:
+        return None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    answered = headers.get("date")
+    store_now = email.utils.parsedate_to_datetime(answered) if answered else dt.datetime.now(dt.UTC)
+    return Versioned(
+        data=bytes(response["Body"].read()),
+        etag=str(response["ETag"]),
+        last_modified=_naive_utc(response["LastModified"]),
+        store_now=_naive_utc(store_now),
+    )
+
+
+def put_if_absent(path: str, data: bytes) -> str | None:
+    """Create an object only if none exists (``If-None-Match: *``): its ETag, else None."""
+    return _conditional_put(path, data, IfNoneMatch="*")
+
+
+def put_if_match(path: str, data: bytes, etag: str) -> str | None:
+    """Replace an object only if its ETag is still ``etag``: the new ETag, else None."""
+    return _conditional_put(path, data, IfMatch=etag)
+
+
+def delete_if_match(path: str, etag: str) -> bool:
+    """Delete an object only if its ETag is still ``etag``; False when it changed or is gone."""
+    bucket, key = _split(path)
+    client = _client()
+    try:
+        client.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+    except client.exceptions.ClientError as exc:
+        if _error_code(exc) in (*_CONDITION_FAILED, "NoSuchKey", "404"):
+            return False
+        raise
+    return True
+
+
+def _conditional_put(path: str, data: bytes, **condition: str) -> str | None:
+    bucket, key = _split(path)
+    client = _client()
+    try:
+        response = client.put_object(Bucket=bucket, Key=key, Body=data, **condition)
+    except client.exceptions.ClientError as exc:
+        if _error_code(exc) in (*_CONDITION_FAILED, "NoSuchKey", "404"):
+            return None
+        raise
+    return str(response["ETag"])
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def delete(path: str) -> bool:

@@ -30,8 +30,10 @@ from tests.factories import (
     differences,
     free_port,
     published_rows,
+    read_s3_with,
     run_daily,
     run_day,
+    upload_landing,
     use_s3_server,
 )
 
@@ -78,33 +80,10 @@ def feed(airflow_db, tmp_path_factory) -> Path:
     return folder
 
 
-def upload_landing(s3_server, feed: Path, root: str) -> int:
-    """Put the feed's landing files under ``root`` on the S3 server; how many."""
-    bucket, prefix = root.removeprefix("s3a://").split("/", 1)
-    client = s3_server.client()
-    uploaded = 0
-    for path in sorted((feed / "landing").rglob("*")):
-        if path.is_file():
-            key = f"{prefix}/landing/{path.relative_to(feed / 'landing').as_posix()}"
-            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-            uploaded += 1
-    return uploaded
-
-
 @pytest.fixture
 def s3a_reads(spark, s3_server):
     """The test's own session reads the bucket (per-bucket S3A settings)."""
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in {
-        "endpoint": s3_server.endpoint,
-        "access.key": s3_server.access_key,
-        "secret.key": s3_server.secret_key,
-        "endpoint.region": "us-east-1",
-        "path.style.access": "true",
-        "connection.ssl.enabled": "false",
-        "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-    }.items():
-        hadoop.set(f"fs.s3a.bucket.{S3_BUCKET}.{key}", value)
+    read_s3_with(spark, s3_server)
     return spark
 
 

@@ -80,9 +80,3 @@ def test_writers_in_one_process_take_turns(lakehouse: str) -> None:
         thread.join()
 
     assert overlaps == []
-
-
-def test_an_object_store_root_takes_no_file_lock(tmp_path: Path) -> None:
-    with writer_lock("s3a://bucket/lakehouse", "build_gold", timeout=0):
-        pass
-    assert not any(tmp_path.iterdir())
