@@ -19,7 +19,7 @@ DEMO_END ?= 2026-01-30
 DEMO_USERS ?= 2000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint fmt lock jars airflow s3 cluster bench clean
+.PHONY: help setup demo test test-fast lint fmt lock jars airflow s3 postgres cluster bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ airflow: setup ## start Airflow (API server, scheduler, DAG processor) on http:/
 s3: setup ## start an S3-compatible server (s3proxy) on 127.0.0.1:9000 with a bucket, files under .s3
 	$(PY) -m devtools.s3_server
 
+postgres: setup ## start a throw-away PostgreSQL on 127.0.0.1:5433 for Airflow's metadata DB (.postgres)
+	$(PY) -m devtools.postgres
+
 cluster: setup ## start a Spark standalone master + worker and a Connect server on them (127.0.0.1)
 	$(PY) -m devtools.spark_cluster
 
@@ -84,4 +87,4 @@ bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/daily_run.py
 
 clean: ## remove the local lakehouse, Airflow home and cluster folder (keeps .venv and jars)
-	rm -rf lakehouse .airflow .cluster .s3 artifacts
+	rm -rf lakehouse .airflow .cluster .s3 .postgres artifacts

@@ -1,11 +1,12 @@
 """A local Airflow for the lakehouse: configure, start, stop, and drive it over its REST API.
 
 ``python -m devtools.airflow_local start`` runs ``airflow db migrate`` and starts the API
-server (http://127.0.0.1:8080), the scheduler and the DAG processor with this project's
-``dags/`` and ``plugins/``, a SQLite metadata DB under ``.airflow/``, and a Spark Connect
-server on 127.0.0.1:15002 (``spark_jobs.connect_server``) that the ``spark_default``
-connection points at, so every task runs its job in that one warm JVM. ``--spark-submit``
-starts no server and gives each task a ``local[*]`` JVM of its own instead; a set
+server (http://127.0.0.1:8080), the scheduler (LocalExecutor), the DAG processor and the
+triggerer with this project's ``dags/`` and ``plugins/``, a SQLite metadata DB under
+``.airflow/`` (``--database-url``: PostgreSQL instead, e.g. ``python -m devtools.postgres``),
+and a Spark Connect server on 127.0.0.1:15002 (``spark_jobs.connect_server``) that the
+``spark_default`` connection points at, so every task runs its job in that one warm JVM.
+``--spark-submit`` starts no server and gives each task a ``local[*]`` JVM of its own; a set
 ``AIRFLOW_CONN_SPARK_DEFAULT`` (a cluster master, another server) wins over both. It
 stays in the foreground until Ctrl-C unless ``--detach`` is given; ``stop`` ends what a
 detached start left running.
@@ -38,7 +39,7 @@ from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT, PROJECT_ROOT, Settings
 
 DEFAULT_HOME = PROJECT_ROOT / ".airflow"
 DEFAULT_PORT = 8080
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 LOCAL_SPARK_CONNECTION = json.dumps({"conn_type": "spark", "host": "local[*]"})
 TERMINAL_RUN_STATES = ("success", "failed")
 
@@ -61,6 +62,9 @@ class AirflowLocal:
     # one spark-submit JVM per task. Ignored when AIRFLOW_CONN_SPARK_DEFAULT is set.
     spark_connect: bool = True
     connect_port: int = connect_server.DEFAULT_PORT
+    # The metadata DB: a SQLAlchemy URL (PostgreSQL in production shape), else SQLite
+    # under the home folder.
+    database_url: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -141,7 +145,7 @@ class AirflowLocal:
                 # Two cores: one Spark job at a time keeps each job fast.
                 "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "2"),
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_db_url(),
                 "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple."
                 "simple_auth_manager.SimpleAuthManager",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:admin",
@@ -163,6 +167,10 @@ class AirflowLocal:
             }
         )
         return env
+
+    def metadata_db_url(self) -> str:
+        """The metadata DB: ``database_url``, else SQLite in the home folder."""
+        return self.database_url or f"sqlite:///{self.home / 'airflow.db'}"
 
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run one ``airflow`` CLI command against this installation."""
@@ -451,6 +459,12 @@ def _parser() -> argparse.ArgumentParser:
         help="spark-submit every task in its own JVM instead of running the jobs on a "
         "Spark Connect server started with Airflow",
     )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("LAKEHOUSE_AIRFLOW_DATABASE_URL") or None,
+        help="metadata DB as a SQLAlchemy URL, e.g. postgresql+psycopg2://... "
+        "($LAKEHOUSE_AIRFLOW_DATABASE_URL; default: SQLite under the home folder)",
+    )
     return parser
 
 
@@ -471,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         lakehouse_root=root,
         port=args.port,
         spark_connect=not args.spark_submit,
+        database_url=args.database_url,
     )
     if args.command == "stop":
         stopped = airflow.stop()
