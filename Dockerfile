@@ -14,6 +14,16 @@ COPY include/ include/
 COPY expectations/ expectations/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
+# The Spark jars (Delta, S3A), from the same pom as `make jars`; the build tools stay here.
+FROM python:3.11-slim-bookworm AS jars
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends maven openjdk-17-jdk-headless \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY include/pom.xml include/pom.xml
+RUN mvn -q -B -f include/pom.xml package
+
+# Runtime: a JRE, the runtime lock, the wheel, the jars; no compiler, Maven or test tool.
 FROM python:3.11-slim-bookworm
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -23,16 +33,13 @@ ENV DEBIAN_FRONTEND=noninteractive \
     JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven procps tini \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps tini \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR ${APP_HOME}
 
 # Jars first: they change least often, so this layer stays cached.
-COPY include/pom.xml include/pom.xml
-RUN mvn -q -B -f include/pom.xml package \
- && rm -rf /root/.m2 \
- && apt-get purge -y maven && apt-get autoremove -y
+COPY --from=jars /src/.cache/jars/ .cache/jars/
 
 COPY requirements.txt .
 RUN pip install --no-deps -r requirements.txt

@@ -59,6 +59,22 @@ def test_the_image_installs_from_the_lock_and_the_pom_and_has_a_healthcheck():
     assert "include/docker-entrypoint.sh" in entrypoint
 
 
+def test_the_jars_are_built_in_a_stage_of_their_own_and_the_runtime_has_no_build_tools():
+    stages: list[list[tuple[str, str]]] = []
+    for op, value in _instructions():
+        if op == "FROM":
+            stages.append([])
+        stages[-1].append((op, value))
+    jars = next(s for s in stages if s[0][1].endswith(" AS jars"))
+    assert any(op == "RUN" and "mvn -q -B -f include/pom.xml package" in v for op, v in jars)
+    runtime = stages[-1]
+    assert " AS " not in runtime[0][1]
+    runtime_runs = " ".join(v for op, v in runtime if op == "RUN")
+    assert "maven" not in runtime_runs and "mvn" not in runtime_runs
+    assert "jdk-headless" not in runtime_runs and "jre-headless" in runtime_runs
+    assert ("COPY", "--from=jars /src/.cache/jars/ .cache/jars/") in runtime
+
+
 def test_the_image_installs_the_runtime_lock_and_the_wheel_not_the_dev_lock_or_the_sources():
     instructions = _instructions()
     runs = " ".join(value for op, value in instructions if op == "RUN")
@@ -229,3 +245,44 @@ def test_migrate_upgrades_the_db_and_creates_the_writers_pool(container):
     assert result.returncode == 0, result.stderr
     assert "airflow db migrate" in result.stdout
     assert "airflow pools set lakehouse_writers 1" in result.stdout
+
+
+def _compose() -> dict:
+    import yaml
+
+    return yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
+
+
+def test_compose_runs_every_component_of_the_production_shape_from_the_one_image():
+    services = _compose()["services"]
+    assert {
+        "postgres", "s3", "spark-master", "spark-worker", "spark-connect", "airflow-migrate",
+        "api-server", "scheduler", "dag-processor", "triggerer",
+    } <= set(services)  # fmt: skip
+    ours = [name for name, service in services.items() if service.get("build") == "."]
+    assert {"api-server", "scheduler", "spark-worker", "spark-connect"} <= set(ours)
+    assert {services[name]["image"] for name in ours} == {"purchase-lakehouse:latest"}
+    # The Airflow components start after the migration and share one environment.
+    for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        service = services[name]
+        assert service["depends_on"]["airflow-migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+        assert env["LAKEHOUSE_ROOT"].startswith("s3a://")
+        assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"])["extra"] == {"ship_code": True}
+    assert services["airflow-migrate"]["command"] == ["migrate"]
+
+
+def test_compose_publishes_only_the_ui_on_loopback_and_holds_no_secret():
+    services = _compose()["services"]
+    published = {name: s["ports"] for name, s in services.items() if "ports" in s}
+    assert published == {"api-server": ["127.0.0.1:8080:8080"]}
+    text = (PROJECT_ROOT / "compose.yaml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "S3_SECRET_KEY", "AIRFLOW_JWT_SECRET"):
+        assert f"${{{secret}:?" in text  # required from .env, never written here
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "change-me" in example
+    assert "/.env" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
