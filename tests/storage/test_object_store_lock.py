@@ -184,8 +184,9 @@ def test_two_jobs_committing_to_one_s3a_table_at_once_both_land(
         out, _ = job.communicate(timeout=600)
         assert job.returncode == 0, out[-3000:]
         outputs.append(out)
-    # They took turns: one of them says it waited for the lock.
-    assert sum("writer lock taken after" in out for out in outputs) == 1, outputs
+    # They took turns: the second says it waited for the lock (on a loaded machine the
+    # first may also need over a second to take it, and says so too).
+    assert any("writer lock taken after" in out for out in outputs), outputs
 
     table = BRONZE_PURCHASES.path(root)
     names = [entry.path.rsplit("/", 1)[-1] for entry in files.children(f"{table}/_delta_log")]
