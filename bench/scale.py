@@ -120,9 +120,14 @@ def upload(server: S3Server, landing: Path, root: str) -> None:
 
 def compare(roots: dict[str, str], server: S3Server) -> list[str]:
     """Differences of every mode's tables against local-disk's (empty: all identical)."""
+    from pyspark.sql import SparkSession
+
     from spark_jobs.session import build_spark
     from tests.factories import differences, published_rows, read_s3_with
 
+    generator = SparkSession.getActiveSession()
+    if generator is not None:  # the sample-data generator's session has no S3A jars
+        generator.stop()
     spark = build_spark(
         Settings.from_env(spark_master="local[2]", spark_remote="", s3a_jars=True),
         app_name="bench-scale-compare",
