@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from devtools import generate_purchases, spark_cluster
+from devtools import spark_cluster
 from devtools.s3_server import S3Server
 from spark_jobs import connect_server
 from spark_jobs.config import PROJECT_ROOT, Settings
@@ -159,7 +159,20 @@ def main() -> None:
     feed = work / "feed"
     if not (feed / "landing").exists():
         argv = ["--root", str(feed), "--start", str(START), "--end", str(end)]
-        assert generate_purchases.main([*argv, "--users", str(args.users)]) == 0
+        # In a process of its own: a JVM started here without the S3A jars could not be
+        # given them later, and the comparison at the end reads s3a:// tables.
+        generated = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devtools.generate_purchases",
+                *argv,
+                "--users",
+                str(args.users),
+            ],
+            cwd=PROJECT_ROOT,
+        )
+        assert generated.returncode == 0
     landing = feed / "landing"
     events = sum(1 for p in landing.rglob("*.jsonl") for _ in p.open())
     print(f"{args.days} days, {args.users} users, {events} landed lines; work in {work}")
