@@ -30,7 +30,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,19 +41,12 @@ from devtools import spark_cluster
 from devtools.s3_server import S3Server
 from spark_jobs import connect_server
 from spark_jobs.config import PROJECT_ROOT, Settings
+from tests.factories import free_port, upload_landing
 
 STAGES = ("ingest_bronze", "build_silver", "build_gold", "build_features")
 MODES = ("local-disk", "local-s3", "cluster-disk", "cluster-s3")
 START = dt.date(2026, 1, 1)
 BUCKET = "bench"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -83,11 +75,7 @@ def connect(
             client["LAKEHOUSE_SHIP_CODE"] = "true"
         yield client
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        connect_server.stop(process)
 
 
 def run_stages(env: dict[str, str], root: str, end: dt.date) -> dict[str, float]:
@@ -107,15 +95,6 @@ def run_stages(env: dict[str, str], root: str, end: dt.date) -> dict[str, float]
             )
         print(f"    {stage:<14} {seconds[stage]:7.1f} s", flush=True)
     return seconds
-
-
-def upload(server: S3Server, landing: Path, root: str) -> None:
-    bucket, prefix = root.removeprefix("s3a://").split("/", 1)
-    client = server.client()
-    for path in sorted(landing.rglob("*")):
-        if path.is_file():
-            key = f"{prefix}/landing/{path.relative_to(landing).as_posix()}"
-            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
 
 
 def compare(roots: dict[str, str], server: S3Server) -> list[str]:
@@ -201,7 +180,7 @@ def main() -> None:
                 store_env = {"LAKEHOUSE_ROOT": root}
             else:
                 root = f"s3a://{BUCKET}/{mode}"
-                upload(server, landing, root)
+                upload_landing(server, landing.parent, root)
                 store_env = server.environment(root)
             master = cluster.master_url if where == "cluster" and cluster else "local[2]"
             print(f"  {mode} ({master}, {root})", flush=True)

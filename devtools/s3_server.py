@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spark_jobs.config import PROJECT_ROOT
+from spark_jobs.connect_server import log_tail
 
 HOST = "127.0.0.1"
 JARS_DIR = PROJECT_ROOT / ".cache" / "s3proxy"
@@ -121,13 +122,13 @@ class S3Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise S3ServerDidNotStart(
-                    f"s3proxy exited with code {self.process.returncode}:\n" + _tail(log_path)
+                    f"s3proxy exited with code {self.process.returncode}:\n" + log_tail(log_path)
                 )
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
                 return
             time.sleep(0.3)
         self.stop()
-        raise S3ServerDidNotStart(f"s3proxy did not open {self.endpoint}:\n" + _tail(log_path))
+        raise S3ServerDidNotStart(f"s3proxy did not open {self.endpoint}:\n" + log_tail(log_path))
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` if it does not exist yet."""
@@ -148,13 +149,6 @@ class S3Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         self.process = None
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def main(argv: list[str] | None = None) -> int:

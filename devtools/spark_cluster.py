@@ -144,7 +144,7 @@ class StandaloneCluster:
                     self.stop()
                     raise ClusterDidNotStart(
                         f"the Spark {name} exited with code {process.returncode}:\n"
-                        + _tail(self.home / f"{name}.log")
+                        + connect_server.log_tail(self.home / f"{name}.log")
                     )
             if self.alive_workers() >= 1:
                 return
@@ -152,7 +152,7 @@ class StandaloneCluster:
         self.stop()
         raise ClusterDidNotStart(
             f"no worker registered with {self.master_url} in {timeout:.0f}s:\n"
-            + _tail(self.home / "worker.log")
+            + connect_server.log_tail(self.home / "worker.log")
         )
 
     def state(self) -> dict[str, object]:
@@ -196,13 +196,6 @@ def server_environment(python: str = SYSTEM_PYTHON) -> dict[str, str]:
     return env
 
 
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def main(argv: list[str] | None = None) -> int:
     """``make cluster``: master, worker and a Connect server on it, until Ctrl-C."""
     parser = argparse.ArgumentParser(
@@ -234,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=30)
+        connect_server.stop(server)
         cluster.stop()
     return 0
 

@@ -19,7 +19,9 @@ command line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -151,7 +153,7 @@ def wait_ready(
         if process.poll() is not None:
             raise ServerDidNotStart(
                 f"the Spark Connect server exited with code {process.returncode}:\n"
-                + _tail(log_path)
+                + log_tail(log_path)
             )
         try:
             with socket.create_connection((host, port), timeout=1):
@@ -160,11 +162,24 @@ def wait_ready(
             time.sleep(0.5)
     raise ServerDidNotStart(
         f"the Spark Connect server did not open {host}:{port} in {timeout:.0f}s:\n"
-        + _tail(log_path)
+        + log_tail(log_path)
     )
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def stop(process: subprocess.Popen[bytes], grace_seconds: float = 30) -> None:
+    """Stop a server started by ``start``: SIGTERM its process group, SIGKILL after the grace."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a server's log, for an error message (the JVM says why it died)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

@@ -6,9 +6,7 @@ files are collected first so that neither worker is left with one of them at the
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,7 +103,6 @@ def spark() -> Iterator[object]:
 def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A Spark Connect server on loopback with a token, for the test process's lifetime."""
     import secrets
-    import signal
 
     from spark_jobs import connect_server as server
     from spark_jobs.config import Settings
@@ -123,12 +120,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
         server.wait_ready(process, log_path, port=port)
         yield ConnectServer(server.remote_url(port=port), token)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        server.stop(process)
 
 
 @pytest.fixture(scope="session")

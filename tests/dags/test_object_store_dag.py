@@ -12,8 +12,6 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,11 +60,7 @@ def s3_connect(s3_server, s3_root, tmp_path_factory) -> Iterator[ConnectServer]:
         connect_server.wait_ready(process, log_path, port=port)
         yield ConnectServer(connect_server.remote_url(port=port), token)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        connect_server.stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,11 +80,7 @@ def server(cluster, tmp_path_factory) -> Iterator[ConnectServer]:
         connect_server.wait_ready(process, log_path, port=port)
         yield ConnectServer(connect_server.remote_url(port=port), token)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        connect_server.stop(process)
 
 
 @pytest.fixture(scope="module")
