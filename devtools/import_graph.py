@@ -8,6 +8,7 @@ Layers of ``spark_jobs``, lowest first (docs/ARCHITECTURE.md has the picture):
     core        spark_jobs/*.py: config, cli, names, reasons, catalog, session,
                 connect_server, artifacts
     storage     spark_jobs/storage/
+    ops         spark_jobs/ops/: run metrics and the operations report
     transforms  spark_jobs/transforms/
     quality     spark_jobs/quality/
     training    spark_jobs/training/
@@ -31,7 +32,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("spark_jobs", "include", "dags", "plugins", "devtools")
 PRODUCTION = ("spark_jobs", "include", "dags", "plugins")
-LAYERS = ("core", "storage", "transforms", "quality", "training", "jobs")
+LAYERS = ("core", "storage", "ops", "transforms", "quality", "training", "jobs")
 
 
 @dataclass(frozen=True)

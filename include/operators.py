@@ -97,6 +97,8 @@ class LakehouseSparkSubmitOperator(SparkSubmitOperator):
         self.application_args = [
             arg for arg in self.application_args or [] if not _is_empty_option(arg)
         ]
+        # Who runs the job, for its ops.stage_runs row (spark_jobs.ops.metrics).
+        self.env_vars = {**(self.env_vars or {}), **run_identity(context)}
         connection = self._connection_of(self._conn_id)
         if connection is not None and connection.conn_type == CONNECT_CONN_TYPE:
             self._run_on_connect(connection)
@@ -357,6 +359,20 @@ def _extra(connection: Any) -> dict[str, Any]:
     except (AttributeError, ValueError):
         return {}
     return extra if isinstance(extra, dict) else {}
+
+
+def run_identity(context: Context) -> dict[str, str]:
+    """The DAG, run, task and try of a task, as the environment a job reads them from."""
+    ti = context["ti"]
+    dag_run = context.get("dag_run")
+    identity = {
+        "LAKEHOUSE_DAG_ID": str(ti.dag_id),
+        "LAKEHOUSE_TASK_ID": str(ti.task_id),
+        "LAKEHOUSE_TRY_NUMBER": str(ti.try_number),
+    }
+    if dag_run is not None:
+        identity["LAKEHOUSE_DAG_RUN_ID"] = str(dag_run.run_id)
+    return identity
 
 
 def _job_environment(lakehouse_root: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from pyspark.sql.types import (
     DoubleType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -348,6 +349,57 @@ ALL_TABLES = (
     GOLD_FEATURE_LANDINGS,
 )
 TABLES_BY_NAME = {t.name: t for t in ALL_TABLES}
+
+# One row per stage run, written by the jobs themselves (spark_jobs.ops.metrics): what
+# operators read to see why a run was late, skewed or drifting. Not a data table: no
+# gate guards it, no stage reads it, and ALL_TABLES leaves it out (a rerun adds rows
+# here while the data tables converge to the same rows).
+OPS_STAGE_RUNS_SCHEMA = _fields(
+    ("stage", StringType(), False),  # bronze, silver, gold_daily, gold_features
+    ("job", StringType(), False),
+    ("step", StringType(), False),  # all, build, publish
+    ("run_key", StringType(), False),
+    ("start_date", DateType(), False),  # the run's first logical (landing) date
+    ("end_date", DateType(), False),
+    ("dag_id", StringType(), True),  # null when run by hand
+    ("dag_run_id", StringType(), True),
+    ("task_id", StringType(), True),
+    ("attempt", IntegerType(), False),  # Airflow's try number; 1 by hand
+    ("status", StringType(), False),  # published, built, gate_failed, failed
+    ("error", StringType(), True),  # the first line of what stopped a failed run
+    ("started_at", TimestampType(), False),
+    ("ended_at", TimestampType(), False),
+    ("duration_s", DoubleType(), False),
+    ("build_s", DoubleType(), True),
+    ("gate_s", DoubleType(), True),
+    ("publish_s", DoubleType(), True),
+    ("rows_in", LongType(), True),  # what the stage read (bronze: lines landed)
+    ("rows_out", LongType(), True),  # rows of the stage's main table published
+    ("rows_quarantined", LongType(), True),
+    ("rows_duplicate", LongType(), True),
+    ("bytes_written", LongType(), True),  # over every table the stage committed
+    ("files_written", LongType(), True),
+    ("input_versions", MapType(StringType(), LongType()), True),
+    ("output_versions", MapType(StringType(), LongType()), True),
+    # The main output's rows per partition of a user_id hash shuffle with the session's
+    # spark.sql.shuffle.partitions: the distribution every per-user aggregation sees.
+    ("shuffle_partitions", IntegerType(), True),
+    ("partition_rows_max", LongType(), True),
+    ("partition_rows_median", DoubleType(), True),
+    ("skew_ratio", DoubleType(), True),  # max / median
+    ("hot_key", StringType(), True),  # the user_id with the most rows
+    ("hot_key_rows", LongType(), True),
+    # Logical end of the run's last day (00:00 UTC after it) minus the newest event
+    # time published: how stale the freshest data is when the day closes.
+    ("freshness_lag_s", DoubleType(), True),
+    ("gate_passed", BooleanType(), True),  # null: the step did not gate
+    ("gate_failed_expectations", IntegerType(), True),
+    ("gate_warnings", IntegerType(), True),
+    ("quarantine_by_reason", MapType(StringType(), LongType()), True),
+    # Published rows by days between event and landing: "0", "1", "2-3", "4-7", "8+".
+    ("late_by_days", MapType(StringType(), LongType()), True),
+)
+OPS_STAGE_RUNS = Table("ops.stage_runs", "ops/stage_runs", OPS_STAGE_RUNS_SCHEMA)
 
 
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")

@@ -40,6 +40,7 @@ FOLDER_MARKERS = {
     "quality": ("unit",),
     "training": ("unit",),
     "jobs": ("jobs",),
+    "ops": ("ops",),
     "convergence": ("convergence", "slow"),
     "devtools": ("devtools",),
     "dags": ("airflow",),
@@ -49,6 +50,7 @@ FOLDER_MARKERS = {
 MARKERS = {
     "unit": "the layers below the jobs: core, storage, transforms, quality, training",
     "jobs": "one job end to end on a small lakehouse (tests/jobs)",
+    "ops": "run metrics, the operations report, the event log and History Server",
     "convergence": "several jobs in any order, killed or concurrent (tests/convergence)",
     "devtools": "the sample-data generator and other dev tools",
     "slow": "end-to-end runs over a generated multi-day data set",
@@ -91,7 +93,10 @@ def spark() -> Iterator[object]:
     from spark_jobs.session import build_spark
 
     session = build_spark(
-        Settings.from_env(spark_master="local[2]", shuffle_partitions=2, s3a_jars=True),
+        # Tests on the event log run a job of their own: this session serves many roots.
+        Settings.from_env(
+            spark_master="local[2]", shuffle_partitions=2, s3a_jars=True, event_log="off"
+        ),
         app_name="lakehouse-tests",
         extra_conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"},
     )

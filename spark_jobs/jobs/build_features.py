@@ -46,28 +46,24 @@ from spark_jobs.catalog import (
 from spark_jobs.cli import (
     STEP_HELP,
     DateRange,
-    date_range,
     job_parser,
-    resolve_root,
     run_cli,
 )
+from spark_jobs.jobs import run_stage_job
 from spark_jobs.quality.wap import (
     Output,
     Publisher,
     audit_and_publish,
     changed_inputs,
     input_versions,
-    prepare_gates,
     read_staged,
     read_table,
     record_inputs,
     replace_where,
     stage_outputs,
 )
-from spark_jobs.session import build_spark
 from spark_jobs.storage import delta
 from spark_jobs.storage import files as storage
-from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.feature_versions import (
     ONE_DAY,
     Checkpoint,
@@ -258,13 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps=STEP_HELP,
     )
     args = parser.parse_args(argv)
-    days = date_range(args)
-    root = resolve_root(args.root)
-    spark = build_spark(app_name="build_features")
-    prepare_gates(args.step)
-    with writer_lock(root, f"build_features {days.key}"):
-        run_steps(spark, root, days, args.step)
-    return 0
+    return run_stage_job(
+        "build_features",
+        STAGE,
+        args,
+        lambda spark, root, days: run_steps(spark, root, days, args.step),
+    )
 
 
 def run_steps(spark: SparkSession, root: str, days: DateRange, step: str) -> None:

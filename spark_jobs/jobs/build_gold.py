@@ -37,25 +37,21 @@ from spark_jobs.catalog import (
 from spark_jobs.cli import (
     STEP_HELP,
     DateRange,
-    date_range,
     job_parser,
-    resolve_root,
     run_cli,
 )
+from spark_jobs.jobs import run_stage_job
 from spark_jobs.quality.wap import (
     Output,
     audit_and_publish,
     changed_inputs,
     input_versions,
-    prepare_gates,
     read_table,
     record_inputs,
     replace_where,
     stage_outputs,
 )
-from spark_jobs.session import build_spark
 from spark_jobs.storage import delta
-from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.features import landing_slices, merge_slices, user_daily
 
 STAGE = "gold_daily"
@@ -128,13 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps=STEP_HELP,
     )
     args = parser.parse_args(argv)
-    days = date_range(args)
-    root = resolve_root(args.root)
-    spark = build_spark(app_name="build_gold")
-    prepare_gates(args.step)
-    with writer_lock(root, f"build_gold {days.key}"):
-        run_steps(spark, root, days, args.step)
-    return 0
+    return run_stage_job(
+        "build_gold", STAGE, args, lambda spark, root, days: _steps(spark, root, days, args.step)
+    )
+
+
+def _steps(spark: SparkSession, root: str, days: DateRange, step: str) -> None:
+    run_steps(spark, root, days, step)
 
 
 def rebuilt_event_dates(spark: SparkSession, root: str, days: DateRange) -> list[dt.date]:

@@ -38,12 +38,12 @@ from spark_jobs.catalog import (
     landing_predicate,
     staging_path,
 )
-from spark_jobs.cli import DateRange, UserError, date_range, job_parser, resolve_root, run_cli
+from spark_jobs.cli import DateRange, UserError, job_parser, run_cli
+from spark_jobs.jobs import run_stage_job
+from spark_jobs.ops import metrics
 from spark_jobs.quality import wap
 from spark_jobs.quality.accounting import AccountingError, check_accounting, format_accounting
-from spark_jobs.session import build_spark
 from spark_jobs.storage import delta
-from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.fx import (
     DEFAULT_MAX_STALENESS_DAYS,
     REPORTING_CURRENCY,
@@ -63,6 +63,7 @@ from spark_jobs.transforms.silver import (
     validate,
 )
 
+STAGE = "silver"
 log = logging.getLogger(__name__)
 
 EXIT_ACCOUNTING_FAILED = 1
@@ -234,12 +235,13 @@ def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
     Raises AccountingError (with the per-date counts) when the books do not balance.
     """
     gate_params = {"start": str(days.start), "end": str(days.end)}
-    result = wap.audit_and_publish(
-        spark, root, "silver", days.key, outputs(root, days), gate_params
-    )
+    result = wap.audit_and_publish(spark, root, STAGE, days.key, outputs(root, days), gate_params)
     wap.fault_point("accounting")
     rows = check_accounting(spark, root, days.start, days.end)
     log.info("nothing lost, per landing date:\n%s", format_accounting(rows))
+    metrics.note(
+        rows_in=sum(r.bronze for r in rows), rows_duplicate=sum(r.duplicates for r in rows)
+    )
     return result
 
 
@@ -277,11 +279,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the silver stage for the dates on the command line; returns the exit code."""
     args = parser().parse_args(argv)
-    days = date_range(args)
-    root = resolve_root(args.root)
-    spark = build_spark(app_name="build_silver")
-    wap.prepare_gates(args.step)
-    with writer_lock(root, f"build_silver {days.key}"):
+
+    def steps(spark: SparkSession, root: str, days: DateRange) -> int:
         if args.step in ("all", "build"):
             build(spark, root, days, args.fx_max_staleness_days)
         if args.step == "publish" and (
@@ -293,9 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 publish(spark, root, days)
             except AccountingError as exc:
+                metrics.note(status="accounting_failed", error=str(exc).splitlines()[0])
                 print(f"accounting failed: {exc}", file=sys.stderr)
                 return EXIT_ACCOUNTING_FAILED
-    return 0
+        return 0
+
+    return run_stage_job("build_silver", STAGE, args, steps)
 
 
 if __name__ == "__main__":

@@ -46,15 +46,13 @@ from spark_jobs.cli import (
     STEP_HELP,
     DateRange,
     UserError,
-    date_range,
     job_parser,
-    resolve_root,
     run_cli,
 )
+from spark_jobs.jobs import run_stage_job
+from spark_jobs.ops import metrics
 from spark_jobs.quality import wap
-from spark_jobs.session import build_spark
 from spark_jobs.storage import files as storage
-from spark_jobs.storage.locking import writer_lock
 from spark_jobs.transforms.silver import (
     MAX_LINE_CHARS,
     TRUNCATED_LINE_KEPT_CHARS,
@@ -62,6 +60,7 @@ from spark_jobs.transforms.silver import (
     UNREADABLE_FILE_MARK,
 )
 
+STAGE = "bronze"
 log = logging.getLogger(__name__)
 
 _CORRUPT = "_corrupt_record"
@@ -321,7 +320,7 @@ def build(spark: SparkSession, root: str, days: DateRange) -> dict[dt.date, int]
 def publish(spark: SparkSession, root: str, days: DateRange) -> wap.StageResult:
     """Gate the staged bronze rows and publish them and the landing log."""
     gate_params = {"start": str(days.start), "end": str(days.end)}
-    return wap.audit_and_publish(spark, root, "bronze", days.key, outputs(days), gate_params)
+    return wap.audit_and_publish(spark, root, STAGE, days.key, outputs(days), gate_params)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -338,16 +337,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bronze stage for the dates on the command line; returns the exit code."""
     args = parser().parse_args(argv)
-    days = date_range(args)
-    root = resolve_root(args.root)
-    spark = build_spark(app_name="ingest_bronze")
-    wap.prepare_gates(args.step)
-    with writer_lock(root, f"ingest_bronze {days.key}"):
+
+    def steps(spark: SparkSession, root: str, days: DateRange) -> None:
         if args.step in ("all", "build"):
             build(spark, root, days)
         if args.step in ("all", "publish"):
-            publish(spark, root, days)
-    return 0
+            result = publish(spark, root, days)
+            # Bronze keeps every landed line: what it read is what it published.
+            metrics.note(rows_in=result.row_counts.get(BRONZE_PURCHASES.name))
+
+    return run_stage_job("ingest_bronze", STAGE, args, steps)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from spark_jobs.catalog import Table, join_path, publishing_root, staging_path
 from spark_jobs.cli import GateFailed, UserError
 from spark_jobs.names import child_path
+from spark_jobs.ops import metrics
 from spark_jobs.storage import delta
 from spark_jobs.storage import files as storage
 
@@ -100,6 +101,7 @@ def stage_outputs(
             .save(path)
         )
         fault_point(f"staged:{table.name}")
+    metrics.mark_built()
 
 
 def read_staged(spark: SparkSession, root: str, table: Table, run_key: str) -> DataFrame:
@@ -134,44 +136,68 @@ def audit_and_publish(
     result = StageResult(stage=stage, run_key=run_key)
     staged = {o.table: read_staged(spark, root, o.table, run_key) for o in outputs}
     failures = []
-    for output in outputs:
-        if not output.gated:
-            continue
-        gate = gates.validate_table(
-            spark,
-            root,
-            output.table,
-            staged[output.table],
-            dict(gate_params),
-            run_key,
-            index_when_passed=False,
-        )
-        result.gate_results[output.table.name] = gate
-        if not gate.passed:
-            failures.append(gate)
+    with metrics.phase("gate"):
+        for output in outputs:
+            if not output.gated:
+                continue
+            gate = gates.validate_table(
+                spark,
+                root,
+                output.table,
+                staged[output.table],
+                dict(gate_params),
+                run_key,
+                index_when_passed=False,
+            )
+            result.gate_results[output.table.name] = gate
+            if not gate.passed:
+                failures.append(gate)
+    metrics.gated(result.gate_results.values())
     if failures:
         raise GateFailed(
             f"stage {stage} ({run_key}) published nothing:\n"
             + "\n".join(g.summary() for g in failures)
         )
     fault_point(f"gated:{stage}")
-    begin_publish(spark, root, stage, run_key, [o.table for o in outputs])
-    for output in outputs:
-        path = output.table.path(root)
-        # A staging write replaces its whole table: its commit counted the staged rows.
-        result.row_counts[output.table.name] = delta.row_count(
-            spark, staging_path(root, output.table, run_key)
-        )
-        output.publish(spark, staged[output.table], path)
-        result.versions[output.table.name] = latest_version(spark, path)
-        log.info("published %s version %s", output.table.name, result.versions[output.table.name])
-        fault_point(f"published:{output.table.name}")
-    end_publish(spark, root, stage, run_key)
+    with metrics.phase("publish"):
+        begin_publish(spark, root, stage, run_key, [o.table for o in outputs])
+        for output in outputs:
+            path = output.table.path(root)
+            # A staging write replaces its whole table: its commit counted the staged rows.
+            result.row_counts[output.table.name] = delta.row_count(
+                spark, staging_path(root, output.table, run_key)
+            )
+            output.publish(spark, staged[output.table], path)
+            result.versions[output.table.name] = latest_version(spark, path)
+            log.info(
+                "published %s version %s", output.table.name, result.versions[output.table.name]
+            )
+            fault_point(f"published:{output.table.name}")
+        end_publish(spark, root, stage, run_key)
     result.published = True
+    observe(spark, root, outputs, staged, result)
     for gate in result.gate_results.values():
         gates.index_validation(spark, root, gate)
     remove_staged(spark, root, [o.table for o in outputs], run_key)
     return result
+
+
+def observe(
+    spark: SparkSession,
+    root: str,
+    outputs: Sequence[Output],
+    staged: Mapping[Table, DataFrame],
+    result: StageResult,
+) -> None:
+    """Tell the run metrics what was published, while the staged rows are still there."""
+    if metrics.current() is None:
+        return
+    main = next(o.table for o in outputs if o.gated and o.table.quarantine_of is None)
+    metrics.published(root, main, result.row_counts, result.versions)
+    metrics.observe_output(spark, staged[main])
+    for output in outputs:
+        if output.table.quarantine_of is not None:
+            metrics.observe_quarantine(staged[output.table])
 
 
 def publish_intent_path(root: str, stage: str, run_key: str) -> str:
@@ -318,6 +344,7 @@ def record_inputs(
     spark: SparkSession, root: str, run_key: str, anchor: Table, versions: Mapping[str, int]
 ) -> None:
     """Keep the input versions of a build beside its staged ``anchor`` output."""
+    metrics.note(input_versions=dict(versions))
     path = join_path(staging_path(root, anchor, run_key), INPUTS_FILE)
     storage.write_text_atomic(path, json.dumps(dict(versions), sort_keys=True))
 

@@ -1,0 +1,1 @@
+"""Operations: run metrics, data health and the report people read (layer ops)."""
