@@ -35,6 +35,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from spark_jobs.catalog import reports_path
 from spark_jobs.config import DEFAULT_LAKEHOUSE_ROOT
+from spark_jobs.ops import charts as ops_page
 from spark_jobs.quality.reports import INDEX_FILE
 from spark_jobs.storage import files
 
@@ -223,6 +224,14 @@ def create_app(root: str | None = None, *, authorize: Authorize = airflow_user) 
             body=_listing(entries),
         )
 
+    @app.get("/api/stage-runs")
+    def stage_runs(days: int = Query(30, ge=1, le=3660)) -> list[dict]:
+        return jsonable(ops_page.runs_of(current_root(), days))
+
+    @app.get("/ops", response_class=HTMLResponse)
+    def operations(days: int = Query(30, ge=1, le=3660)) -> str:
+        return ops_page.render(current_root(), days)
+
     @app.get("/reports/{relative:path}")
     def report(relative: str) -> Response:
         folder = reports_path(current_root())
@@ -236,6 +245,11 @@ def create_app(root: str | None = None, *, authorize: Authorize = airflow_user) 
         return FileResponse(target)
 
     return app
+
+
+def jsonable(rows: list[dict]) -> list[dict]:
+    """Rows with dates, times and maps as JSON values."""
+    return json.loads(json.dumps(rows, default=str))
 
 
 def _stored_report(folder: str, relative: str) -> Response:
@@ -307,5 +321,12 @@ class LakehouseReportsPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "validation-reports",
-        }
+        },
+        {
+            "name": "Operations",
+            "href": URL_PREFIX.lstrip("/") + "/ops",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "lakehouse-operations",
+        },
     ]
