@@ -19,7 +19,7 @@ DEMO_END ?= 2026-01-30
 DEMO_USERS ?= 2000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint fmt lock jars airflow s3 postgres cluster bench clean
+.PHONY: help setup demo test test-fast lint fmt lock jars airflow s3 postgres cluster history report bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,13 @@ postgres: setup ## start a throw-away PostgreSQL on 127.0.0.1:5433 for Airflow's
 
 cluster: setup ## start a Spark standalone master + worker and a Connect server on them (127.0.0.1)
 	$(PY) -m devtools.spark_cluster
+
+history: setup ## start Spark's History Server on http://127.0.0.1:18080 over the lakehouse's event log
+	$(PY) -m devtools.history_server
+
+REPORT_DAYS ?= 7
+report: $(DEPS_STAMP) ## print the operations report of the last REPORT_DAYS logical dates (ops.stage_runs)
+	$(PY) -m spark_jobs.ops.report --root $(LAKEHOUSE_ROOT) --days $(REPORT_DAYS)
 
 bench: setup ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) bench/ingest.py

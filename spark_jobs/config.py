@@ -31,6 +31,9 @@ class S3Settings:
     path_style_access: bool = True
 
 
+EVENT_LOG_FOLDER = "_spark_events"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a job needs to know about its environment."""
@@ -48,6 +51,17 @@ class Settings:
     # A Connect client uploads the spark_jobs package to its session, for a server whose
     # executors do not have it (a cluster's workers); see spark_jobs.artifacts.
     ship_code: bool = False
+    # Spark's event log (what the History Server shows, ``make history``): "" writes it
+    # under the lakehouse root (``_spark_events``), "off" turns it off, anything else is
+    # the folder or URI to write it to (LAKEHOUSE_EVENT_LOG).
+    event_log: str = ""
+
+    @property
+    def event_log_dir(self) -> str | None:
+        """Where Spark writes its event log; None when it is off."""
+        if self.event_log.lower() in ("off", "false", "0", "no"):
+            return None
+        return self.event_log or f"{self.lakehouse_root.rstrip('/')}/{EVENT_LOG_FOLDER}"
 
     @property
     def is_object_store(self) -> bool:
@@ -83,5 +97,6 @@ class Settings:
             s3=s3,
             s3a_jars=env.get("LAKEHOUSE_S3A_JARS", "false").lower() == "true",
             ship_code=env.get("LAKEHOUSE_SHIP_CODE", "false").lower() in ("true", "1"),
+            event_log=env.get("LAKEHOUSE_EVENT_LOG", ""),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

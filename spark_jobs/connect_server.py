@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from spark_jobs.config import DEFAULT_CONNECT_PORT, Settings
-from spark_jobs.session import session_conf
+from spark_jobs.session import prepare_event_log, session_conf
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = DEFAULT_CONNECT_PORT
@@ -71,6 +71,7 @@ def server_command(
 ) -> list[str]:
     """The spark-submit command line that runs the server with the lakehouse settings."""
     conf = session_conf(settings)
+    prepare_event_log(settings)
     jars = conf.pop("spark.jars")
     memory = conf.pop("spark.driver.memory")
     for key in _SECRET_KEYS:

@@ -90,7 +90,17 @@ def session_conf(settings: Settings) -> dict[str, str]:
     }
     if settings.needs_s3a:
         conf.update(_s3a_conf(settings))
+    if event_log := settings.event_log_dir:
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = event_log
     return conf
+
+
+def prepare_event_log(settings: Settings) -> None:
+    """Create a local event log folder: Spark refuses to start when it is missing."""
+    event_log = settings.event_log_dir
+    if event_log and "://" not in event_log.removeprefix("file://"):
+        Path(event_log.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 
 
 def build_spark(
@@ -116,6 +126,8 @@ def build_spark(
     conf = session_conf(settings)
     if extra_conf:
         conf.update(extra_conf)
+    if conf.get("spark.eventLog.enabled") == "true":
+        prepare_event_log(settings)
     if under_spark_submit():
         # spark-submit already started the JVM with its --master and --jars; static
         # settings set here would be ignored or, for the master, silently override it.
