@@ -111,7 +111,9 @@ def compare(roots: dict[str, str], server: S3Server) -> list[str]:
         Settings.from_env(spark_master="local[2]", spark_remote="", s3a_jars=True),
         app_name="bench-scale-compare",
     )
-    read_s3_with(spark, server)
+    read_s3_with(spark, server, BUCKET)
+    # published_rows lists the s3a:// tables through boto3, which reads the environment.
+    os.environ.update({k: v for k, v in server.environment("").items() if k != "LAKEHOUSE_ROOT"})
     reference = published_rows(spark, roots["local-disk"])
     problems = []
     for mode, root in roots.items():

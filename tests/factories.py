@@ -398,8 +398,8 @@ def upload_landing(s3_server, feed: Path, root: str) -> int:
     return uploaded
 
 
-def read_s3_with(spark, server) -> None:
-    """Let a test's own session read the test bucket of ``server`` (per-bucket S3A settings)."""
+def read_s3_with(spark, server, bucket: str = S3_BUCKET) -> None:
+    """Let a test's own session read ``bucket`` of ``server`` (per-bucket S3A settings)."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in {
         "endpoint": server.endpoint,
@@ -410,7 +410,7 @@ def read_s3_with(spark, server) -> None:
         "connection.ssl.enabled": "false",
         "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
     }.items():
-        hadoop.set(f"fs.s3a.bucket.{S3_BUCKET}.{key}", value)
+        hadoop.set(f"fs.s3a.bucket.{bucket}.{key}", value)
 
 
 @dataclasses.dataclass(frozen=True)
