@@ -27,6 +27,7 @@ from include.dag_factory import (
     dag_start_date,
     default_args,
     lakehouse_root,
+    publish_deadline,
     stage_task,
 )
 from include.operators import LandingDaySensor
@@ -43,6 +44,8 @@ with DAG(
     default_args=default_args(),
     tags=["lakehouse", "purchases", "daily"],
     doc_md=__doc__,
+    # A day not published in time alerts (include/alerts.py), from the triggerer.
+    deadline=publish_deadline("purchases_daily"),
 ) as dag:
     landing = LandingDaySensor(
         task_id="landing_purchases",

@@ -17,6 +17,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset
 
+# airflow.sdk re-exports these lazily, which mypy cannot follow: import where they live.
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+from include.alerts import deadline_hours, on_missed_deadline, on_stage_failure
 from include.operators import LakehouseSparkSubmitOperator
 from spark_jobs.cli import parse_date
 from spark_jobs.config import Settings
@@ -181,6 +186,25 @@ def stage_task(
         "expectations and the report path.",
         root=root,
         outlets=[table_asset(t, root) for t in stage.tables],
+        # A gate rejection or any failure after the retries: tell people (include.alerts).
+        on_failure_callback=on_stage_failure,
+    )
+
+
+def publish_deadline(dag_id: str) -> DeadlineAlert | None:
+    """The deadline of a daily run: published ``deadline_hours()`` after its logical date.
+
+    Missed, the triggerer awaits ``include.alerts.on_missed_deadline``. None when
+    ``LAKEHOUSE_PUBLISH_DEADLINE_HOURS=off``.
+    """
+    hours = deadline_hours()
+    if hours is None:
+        return None
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=dt.timedelta(hours=hours),
+        callback=AsyncCallback(on_missed_deadline, kwargs={"dag_id": dag_id}),
+        name=f"{dag_id} published",
     )
 
 

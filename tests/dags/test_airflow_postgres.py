@@ -5,6 +5,7 @@ the real scheduler (not ``dag.test()``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 from devtools import generate_purchases
 from devtools.airflow_local import AirflowLocal, running
 from devtools.postgres import LocalPostgres
+from tests.alert_sinks import http_connection, webhook
 from tests.factories import differences, free_port, published_rows, run_day
 
 DAG_ID = "purchases_daily"
@@ -46,13 +48,22 @@ def feed(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def backfilled(postgres, feed, tmp_path_factory) -> Iterator[tuple[str, list[dict], list]]:
+def backfilled(
+    postgres, feed, tmp_path_factory
+) -> Iterator[tuple[str, list[dict], list, list[dict]]]:
     """A two-day backfill on a fresh Airflow whose metadata DB is ``postgres``."""
     import psycopg2
 
     root = tmp_path_factory.mktemp("pg-lakehouse")
     shutil.copytree(feed / "landing", root / "landing")
     saved = os.environ.pop("AIRFLOW_CONN_SPARK_DEFAULT", None)  # the Connect server of its own
+    # A backfill of June is far past its publish deadline: let backfills alert, to a
+    # webhook, so the triggerer's deadline callback shows up here.
+    sink = contextlib.ExitStack()
+    port, alerted = sink.enter_context(webhook())
+    os.environ.update(
+        AIRFLOW_CONN_LAKEHOUSE_ALERTS=http_connection(port), LAKEHOUSE_ALERT_RUN_TYPES="backfill"
+    )
     airflow = AirflowLocal(
         home=tmp_path_factory.mktemp("pg-airflow"),
         lakehouse_root=str(root),
@@ -73,6 +84,10 @@ def backfilled(postgres, feed, tmp_path_factory) -> Iterator[tuple[str, list[dic
             ):
                 runs = [r for r in client.dag_runs(DAG_ID) if r["run_type"] == "backfill"]
                 time.sleep(3)
+            deadline = time.monotonic() + 120
+            while len({a["run_id"] for a in alerted.items}) < len(DAYS):
+                assert time.monotonic() < deadline, f"deadline alerts: {alerted.items}"
+                time.sleep(2)
             url = postgres.url.replace("+psycopg2", "")
             with psycopg2.connect(url) as connection, connection.cursor() as cursor:
                 cursor.execute("SELECT job_type, state FROM job WHERE state = 'running'")
@@ -80,24 +95,34 @@ def backfilled(postgres, feed, tmp_path_factory) -> Iterator[tuple[str, list[dic
     finally:
         if saved is not None:
             os.environ["AIRFLOW_CONN_SPARK_DEFAULT"] = saved
+        for key in ("AIRFLOW_CONN_LAKEHOUSE_ALERTS", "LAKEHOUSE_ALERT_RUN_TYPES"):
+            os.environ.pop(key, None)
+        sink.close()
     assert not (airflow.home / "airflow.db").exists()  # nothing fell back to SQLite
-    yield str(root), runs, jobs
+    yield str(root), runs, jobs, alerted.items
 
 
 def test_a_backfill_on_postgres_with_the_local_executor_succeeds(backfilled) -> None:
-    _, runs, _ = backfilled
+    _, runs, _, _ = backfilled
     assert sorted(r["logical_date"][:10] for r in runs) == [str(d) for d in DAYS]
     assert {r["state"] for r in runs} == {"success"}, runs
 
 
 def test_the_scheduler_dag_processor_and_triggerer_run_against_postgres(backfilled) -> None:
-    _, _, jobs = backfilled
+    _, _, jobs, _ = backfilled
     kinds = {kind for kind, _ in jobs}
     assert {"SchedulerJob", "TriggererJob", "DagProcessorJob"} <= kinds, jobs
 
 
+def test_the_triggerer_ran_the_deadline_callback_of_each_late_run(backfilled) -> None:
+    _, runs, _, alerted = backfilled
+    assert sorted(a["run_id"] for a in alerted) == sorted(r["dag_run_id"] for r in runs)
+    assert {a["kind"] for a in alerted} == {"deadline_missed"}
+    assert {a["detail"]["run_type"] for a in alerted} == {"backfill"}
+
+
 def test_the_tables_equal_those_of_the_same_days_run_in_order(spark, backfilled, feed, tmp_path):
-    root, _, _ = backfilled
+    root, _, _, _ = backfilled
     reference = tmp_path / "reference"
     shutil.copytree(feed / "landing", reference / "landing")
     for day in DAYS:

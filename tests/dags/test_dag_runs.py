@@ -15,6 +15,7 @@ import pytest
 
 from spark_jobs.config import EXPECTATIONS_DIR
 from spark_jobs.quality.gates import GateSettings
+from tests.alert_sinks import http_connection, webhook
 from tests.factories import connect_connection, run_daily
 
 DAY_1 = dt.date(2026, 1, 1)
@@ -101,6 +102,19 @@ def test_daily_run_builds_every_stage_of_its_landing_date(spark, landed, first_d
     assert min(as_of) >= DAY_1 - dt.timedelta(days=GateSettings().max_lateness_days)
 
 
+def test_each_stage_task_records_its_run_in_ops_stage_runs(landed, first_day) -> None:
+    from spark_jobs.catalog import OPS_STAGE_RUNS
+    from spark_jobs.storage import delta_rows
+
+    runs = [r for r in delta_rows.read_rows(OPS_STAGE_RUNS.path(landed))
+            if r["end_date"] == DAY_1]  # fmt: skip
+    assert sorted(r["task_id"] for r in runs) == sorted(STAGE_TASKS)
+    assert {r["dag_id"] for r in runs} == {"purchases_daily"}
+    assert len({r["dag_run_id"] for r in runs}) == 1 and runs[0]["dag_run_id"]
+    assert {r["attempt"] for r in runs} == {1}
+    assert {r["status"] for r in runs} == {"published"}
+
+
 def test_stage_tasks_record_the_published_delta_version_on_the_assets(
     spark, landed, first_day
 ) -> None:
@@ -142,12 +156,14 @@ def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
     # A row-count band of exactly yesterday's rows: DAY_2 lands a different number of
     # lines, so the first gate of the run rejects it.
     assert landed_lines(landed, DAY_2) != landed_lines(landed, DAY_1)
-    states = run_daily(
-        landed,
-        DAY_2,
-        LAKEHOUSE_GATE_ROW_COUNT_MIN_BASELINE="1",
-        LAKEHOUSE_GATE_ROW_COUNT_FAIL_RATIO="1",
-    )
+    with webhook() as (port, alerted):
+        states = run_daily(
+            landed,
+            DAY_2,
+            LAKEHOUSE_GATE_ROW_COUNT_MIN_BASELINE="1",
+            LAKEHOUSE_GATE_ROW_COUNT_FAIL_RATIO="1",
+            AIRFLOW_CONN_LAKEHOUSE_ALERTS=http_connection(port),
+        )
 
     assert states == {
         "landing_purchases": "success",
@@ -155,6 +171,10 @@ def test_failing_gate_publishes_nothing_and_stops_the_tasks_after_it(
         **dict.fromkeys(STAGE_TASKS[1:], "upstream_failed"),
     }
     assert {name: table_version(spark, landed, name) for name in ASSET_TABLES} == before
+    # The failure hook told people, once, naming the task and the gate.
+    assert [(a["kind"], a["task_id"], a["logical_date"]) for a in alerted.items] == [
+        ("gate_failed", "bronze_purchases", str(DAY_2))
+    ]
     bronze = spark.read.format("delta").load(BRONZE_PURCHASES.path(landed))
     assert bronze.where(F.col("_landing_date") == DAY_2).count() == 0
     # Report folders are named by run: the dates, then the Airflow run.
