@@ -48,8 +48,10 @@ def lakehouse_with_features(spark, tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("lakehouse"))
     dates = ["--root", root, "--start", str(START), "--end", str(END)]
     assert generate_purchases.main([*dates, "--users", "150", "--skip-dates", "none"]) == 0
-    for job in (ingest_bronze, build_silver, build_gold, build_features):
-        assert job.main(dates) == 0, job.__name__
+    # Day by day, as the daily DAG runs them: ops.stage_runs gets a row per day and stage.
+    for day in (START, END):
+        for job in (ingest_bronze, build_silver, build_gold, build_features):
+            assert job.main(["--root", root, "--start", str(day)]) == 0, (job.__name__, day)
     return root
 
 
@@ -168,3 +170,32 @@ def test_training_set_triggered_from_the_form_succeeds_and_reports_are_browsable
     # Validations are listed by table; a training set is the table training.<name>.
     reports.get_by_role("heading", name=f"training.{TRAINING_SET}").wait_for()
     page.screenshot(path=ARTIFACTS / "04-validation-reports.png")
+
+
+def test_the_operations_page_charts_the_recorded_stage_runs(
+    page, airflow, lakehouse_with_features
+) -> None:
+    from spark_jobs.ops import report
+
+    runs = report.load_runs(lakehouse_with_features)
+    silver = {str(r["end_date"]): r for r in runs if r["stage"] == "silver"}
+    assert sorted(silver) == [str(START), str(END)]
+    log_in(page, airflow)
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="Operations").click()
+    ops = page.frame_locator("iframe").first
+    ops.get_by_role("heading", name="Operations").wait_for()
+    ops.get_by_text("Slowest stages of the last run").wait_for()
+    charts = ops.locator("figure svg")
+    assert charts.count() >= 5
+    # The duration chart draws one point per day and stage, each labelled with its values.
+    durations = ops.locator("figure").filter(has_text="Stage duration (s)")
+    points = durations.locator('path[aria-roledescription="point"]')
+    assert points.count() == len(report.latest_per_day(runs))
+    labels = [points.nth(i).get_attribute("aria-label") or "" for i in range(points.count())]
+    last = silver[str(END)]
+    assert any(
+        "stage: silver" in label and f"duration_s: {last['duration_s']:g}" in label
+        for label in labels
+    ), labels
+    page.screenshot(path=ARTIFACTS / "05-operations.png", full_page=True)
