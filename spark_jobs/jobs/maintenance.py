@@ -27,6 +27,7 @@ from spark_jobs.catalog import (
     ALL_TABLES,
     GOLD_USER_FEATURES,
     GOLD_USER_FEATURES_HISTORY,
+    OPS_STAGE_RUNS,
     join_path,
     staging_root,
 )
@@ -128,8 +129,12 @@ def read_all_manifests(spark: SparkSession, root: str) -> tuple[list[dict], list
 
 
 def delta_tables(spark: SparkSession, root: str) -> list[str]:
-    """Paths of the catalog's tables and of every training set that exist as Delta tables."""
-    candidates = [t.path(root) for t in ALL_TABLES]
+    """Paths of the catalog's tables, ops.stage_runs and every training set that exist.
+
+    ops.stage_runs grows by a small file per stage run: compacting it keeps the report
+    and the UI page, which read every file, fast.
+    """
+    candidates = [t.path(root) for t in (*ALL_TABLES, OPS_STAGE_RUNS)]
     candidates += storage.glob(join_path(root, TRAINING_FOLDER, "*"))
     return [p for p in candidates if delta.is_delta(spark, p)]
 

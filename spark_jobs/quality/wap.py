@@ -192,12 +192,17 @@ def observe(
     """Tell the run metrics what was published, while the staged rows are still there."""
     if metrics.current() is None:
         return
-    main = next(o.table for o in outputs if o.gated and o.table.quarantine_of is None)
-    metrics.published(root, main, result.row_counts, result.versions)
-    metrics.observe_output(spark, staged[main])
-    for output in outputs:
-        if output.table.quarantine_of is not None:
-            metrics.observe_quarantine(staged[output.table])
+    main = next(
+        (o.table for o in outputs if o.gated and o.table.quarantine_of is None), outputs[0].table
+    )
+    try:
+        metrics.published(root, main, result.row_counts, result.versions)
+        metrics.observe_output(spark, staged[main])
+        for output in outputs:
+            if output.table.quarantine_of is not None:
+                metrics.observe_quarantine(staged[output.table])
+    except Exception as exc:
+        log.warning("ops metrics: could not record the publish: %s", exc)
 
 
 def publish_intent_path(root: str, stage: str, run_key: str) -> str:
