@@ -117,7 +117,7 @@ def _lines(points: list[dict[str, Any]], column: str, unit: str) -> dict | None:
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("date:T", title="logical date"),
+            x=_day_axis(),
             y=alt.Y(f"{column}:Q", title=unit),
             color=alt.Color("stage:N", sort=list(report.STAGE_ORDER)),
             tooltip=["date:T", "stage:N", f"{column}:Q", "status:N"],
@@ -143,7 +143,7 @@ def _stacked(runs: list[dict[str, Any]], column: str, label: str) -> dict | None
         alt.Chart(pd.DataFrame(rows))
         .mark_bar()
         .encode(
-            x=alt.X("date:T", title="logical date"),
+            x=_day_axis(),
             y=alt.Y("rows:Q", title="rows"),
             color=alt.Color(f"{label}:N"),
             tooltip=["date:T", f"{label}:N", "rows:Q"],
@@ -151,6 +151,13 @@ def _stacked(runs: list[dict[str, Any]], column: str, label: str) -> dict | None
         .properties(width=WIDTH, height=HEIGHT)
     )
     return chart.to_dict()
+
+
+def _day_axis() -> Any:
+    """Logical dates as days (not hours between two days)."""
+    import altair as alt
+
+    return alt.X("date:T", title="logical date", axis=alt.Axis(format="%b %d", tickCount="day"))
 
 
 def _pairs(value: object) -> list[tuple[str, int]]:

@@ -49,12 +49,24 @@ def latest_per_day(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def last_run(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stage runs of the newest DAG run (by hand: of the newest run key)."""
+    """The stage runs of the newest DAG run (by hand: the newest runs of its dates).
+
+    Stages run by hand have no run in common, so there the last run is the latest run of
+    each stage over the same dates as the newest one.
+    """
     if not runs:
         return []
     newest = max(runs, key=lambda r: r["ended_at"])
-    group = "dag_run_id" if newest["dag_run_id"] else "run_key"
-    return [r for r in runs if r[group] == newest[group]]
+    if newest["dag_run_id"]:
+        return [r for r in runs if r["dag_run_id"] == newest["dag_run_id"]]
+    dates = (newest["start_date"], newest["end_date"])
+    by_stage: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run["dag_run_id"] or (run["start_date"], run["end_date"]) != dates:
+            continue
+        if run["stage"] not in by_stage or run["ended_at"] > by_stage[run["stage"]]["ended_at"]:
+            by_stage[run["stage"]] = run
+    return list(by_stage.values())
 
 
 @dataclass(frozen=True)

@@ -225,3 +225,18 @@ def published_run(stage: str, duration: float, **values) -> dict:
 def test_a_slow_run_is_put_down_to_volume_skew_or_a_slow_commit(run, cause):
     history = [published_run("silver", 10.0 + i % 2) for i in range(6)]
     assert cause in report.diagnose(run, [*history, run]).cause
+
+
+def test_the_last_run_by_hand_is_the_latest_of_each_stage_over_the_newest_dates() -> None:
+    def run(stage: str, day: dt.date, ended: int, dag_run_id: str | None = None) -> dict:
+        at = dt.datetime(2026, 5, 3, 0, ended)
+        return {"stage": stage, "start_date": day, "end_date": day, "ended_at": at,
+                "dag_run_id": dag_run_id, "run_key": f"{stage}{ended}"}  # fmt: skip
+
+    by_hand = [run("bronze", DAYS[0], 1), run("bronze", DAYS[1], 2), run("silver", DAYS[1], 3),
+               run("bronze", DAYS[1], 4), run("gold_daily", DAYS[1], 5)]  # fmt: skip
+    assert sorted(r["run_key"] for r in report.last_run(by_hand)) == [
+        "bronze4", "gold_daily5", "silver3",
+    ]  # fmt: skip
+    scheduled = [*by_hand, run("bronze", DAYS[1], 6, "r1"), run("silver", DAYS[1], 7, "r1")]
+    assert sorted(r["run_key"] for r in report.last_run(scheduled)) == ["bronze6", "silver7"]
