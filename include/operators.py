@@ -363,13 +363,15 @@ def _extra(connection: Any) -> dict[str, Any]:
 
 def run_identity(context: Context) -> dict[str, str]:
     """The DAG, run, task and try of a task, as the environment a job reads them from."""
-    ti = context["ti"]
+    ti = context.get("ti")
     dag_run = context.get("dag_run")
-    identity = {
-        "LAKEHOUSE_DAG_ID": str(ti.dag_id),
-        "LAKEHOUSE_TASK_ID": str(ti.task_id),
-        "LAKEHOUSE_TRY_NUMBER": str(ti.try_number),
-    }
+    identity = {}
+    if ti is not None:
+        identity = {
+            "LAKEHOUSE_DAG_ID": str(ti.dag_id),
+            "LAKEHOUSE_TASK_ID": str(ti.task_id),
+            "LAKEHOUSE_TRY_NUMBER": str(ti.try_number),
+        }
     if dag_run is not None:
         identity["LAKEHOUSE_DAG_RUN_ID"] = str(dag_run.run_id)
     return identity

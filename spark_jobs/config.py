@@ -52,8 +52,9 @@ class Settings:
     # executors do not have it (a cluster's workers); see spark_jobs.artifacts.
     ship_code: bool = False
     # Spark's event log (what the History Server shows, ``make history``): "" writes it
-    # under the lakehouse root (``_spark_events``), "off" turns it off, anything else is
-    # the folder or URI to write it to (LAKEHOUSE_EVENT_LOG).
+    # under a local lakehouse root (``_spark_events``; none for an s3a:// root), "off"
+    # turns it off, anything else is the existing folder or URI to write it to
+    # (LAKEHOUSE_EVENT_LOG).
     event_log: str = ""
 
     @property
@@ -61,7 +62,13 @@ class Settings:
         """Where Spark writes its event log; None when it is off."""
         if self.event_log.lower() in ("off", "false", "0", "no"):
             return None
-        return self.event_log or f"{self.lakehouse_root.rstrip('/')}/{EVENT_LOG_FOLDER}"
+        if self.event_log:
+            return self.event_log
+        if self.is_object_store:
+            # Spark refuses to start unless the folder exists, and an object store has
+            # none to create before the session: name one with LAKEHOUSE_EVENT_LOG.
+            return None
+        return f"{self.lakehouse_root.rstrip('/')}/{EVENT_LOG_FOLDER}"
 
     @property
     def is_object_store(self) -> bool:

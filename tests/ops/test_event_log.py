@@ -24,6 +24,8 @@ def test_the_event_log_is_on_by_default_and_can_be_moved_or_turned_off(tmp_path)
     assert default["spark.eventLog.dir"] == f"{root}/_spark_events"
     moved = Settings.from_env({"LAKEHOUSE_ROOT": root, "LAKEHOUSE_EVENT_LOG": "s3a://logs/x"})
     assert session_conf(moved)["spark.eventLog.dir"] == "s3a://logs/x"
+    on_s3 = Settings.from_env({"LAKEHOUSE_ROOT": "s3a://bucket/lakehouse"})
+    assert on_s3.event_log_dir is None  # no folder to create before the session starts
     off = session_conf(Settings.from_env({"LAKEHOUSE_ROOT": root, "LAKEHOUSE_EVENT_LOG": "off"}))
     assert not any(key.startswith("spark.eventLog") for key in off)
 
