@@ -21,6 +21,17 @@ class Received:
 
 
 @contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[int]:
+    """Serve ``server`` on a thread until the block ends; yields its port."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]  # type: ignore[misc]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
 def webhook() -> Iterator[tuple[int, Received]]:
     """An HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it."""
     received = Received()
@@ -37,14 +48,8 @@ def webhook() -> Iterator[tuple[int, Received]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        yield port, received
 
 
 @contextlib.contextmanager
@@ -86,13 +91,8 @@ def smtp() -> Iterator[tuple[int, Received]]:
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as port:
+        yield port, received
 
 
 def http_connection(port: int, token: str | None = None) -> str:
