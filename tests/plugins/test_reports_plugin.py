@@ -185,10 +185,12 @@ def test_plugin_mounts_the_app_and_adds_a_browse_entry() -> None:
     plugin = lakehouse_reports.LakehouseReportsPlugin
     [app] = plugin.fastapi_apps
     assert app["url_prefix"] == "/lakehouse-reports"
-    [view] = plugin.external_views
-    assert view["name"] == "Validation reports"
-    assert view["href"] == "lakehouse-reports/"
-    assert (view["destination"], view["category"]) == ("nav", "browse")
+    views = {view["name"]: view for view in plugin.external_views}
+    assert sorted(views) == ["Operations", "Validation reports"]
+    assert views["Validation reports"]["href"] == "lakehouse-reports/"
+    assert views["Operations"]["href"] == "lakehouse-reports/ops"
+    for view in views.values():
+        assert (view["destination"], view["category"]) == ("nav", "browse")
 
 
 @pytest.mark.parametrize(
