@@ -129,6 +129,22 @@ def _detail(*parts: str | Column) -> Column:
     return F.concat(*[F.lit(p) if isinstance(p, str) else p for p in parts])
 
 
+def with_repeated_keys(frame: DataFrame) -> DataFrame:
+    """``frame`` plus ``_repeated_keys``: the keys its ``_raw`` object names more than once.
+
+    The keys are extracted once, into the column ``_landing_keys``: the extraction named
+    inside the lambda would run the regex over the whole line again for every element
+    (bench/landing_keys.py measures the difference).
+    """
+    landing_keys = F.col("_landing_keys")
+    return frame.withColumn(
+        "_landing_keys", F.regexp_extract_all(F.col("_raw"), F.lit(_LANDING_KEY_PATTERN), 1)
+    ).withColumn(
+        "_repeated_keys",
+        F.filter(landing_keys, lambda key, i: F.array_position(landing_keys, key) <= i),
+    )
+
+
 def validate(
     bronze: DataFrame, currencies: Sequence[str], daily_rates: DataFrame, max_staleness_days: int
 ) -> DataFrame:
@@ -178,8 +194,8 @@ def validate(
     # Exact decimal product (scale 12), rounded once; try_cast because the amount is
     # computed for every row, including the quarantined ones beyond MAX_LINE_AMOUNT.
     amount = F.round(line_amount.try_cast("decimal(16,4)") * F.col("_fx_rate"), 4).cast(MONEY)
-    landing_keys = F.regexp_extract_all(F.col("_raw"), F.lit(_LANDING_KEY_PATTERN), 1)
-    repeated_keys = F.filter(landing_keys, lambda key, i: F.array_position(landing_keys, key) <= i)
+    joined = with_repeated_keys(joined)
+    repeated_keys = F.col("_repeated_keys")
     bad_identifier = F.coalesce(
         *[
             F.when(
@@ -361,7 +377,7 @@ def validate(
         reason.alias("reason"),
         detail.alias("reason_detail"),
         F.when(F.col("event_type") == "refund", -amount).otherwise(amount).alias("_amount_usd"),
-    )
+    ).drop("_landing_keys", "_repeated_keys")
 
 
 def valid_purchases(validated: DataFrame) -> DataFrame:
