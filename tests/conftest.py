@@ -14,6 +14,11 @@ import pytest
 
 os.environ.setdefault("SPARK_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("SPARK_DRIVER_MEMORY", "3g")
+# Run metrics (ops.stage_runs) cost every stage run one more Spark job and one more Delta
+# commit. Tests about something else run without them; the tests of the metrics, of the
+# DAG runs and of the Operations page record them, as production does by default
+# (tests.factories.ops_metrics_on).
+os.environ.setdefault("LAKEHOUSE_OPS_METRICS", "off")
 
 # Test files that take minutes (a whole DAG run, Airflow and a browser, multi-day
 # builds), longest first; every other file keeps its place after them.

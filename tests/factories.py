@@ -468,6 +468,17 @@ def lakehouse_env(root: str, **extra: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def ops_metrics_on() -> Iterator[None]:
+    """Stage runs record ops.stage_runs rows, as by default outside the tests (conftest)."""
+    saved = os.environ.pop("LAKEHOUSE_OPS_METRICS", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["LAKEHOUSE_OPS_METRICS"] = saved
+
+
 def run_daily(root: str, day: dt.date, **env: str) -> dict[str, str]:
     """Run purchases_daily for one logical date with dag.test(); task id -> final state.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devtools.airflow_local import AirflowClient, AirflowLocal, running
-from tests.factories import free_port
+from tests.factories import free_port, ops_metrics_on
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
@@ -49,9 +49,10 @@ def lakehouse_with_features(spark, tmp_path_factory) -> str:
     dates = ["--root", root, "--start", str(START), "--end", str(END)]
     assert generate_purchases.main([*dates, "--users", "150", "--skip-dates", "none"]) == 0
     # Day by day, as the daily DAG runs them: ops.stage_runs gets a row per day and stage.
-    for day in (START, END):
-        for job in (ingest_bronze, build_silver, build_gold, build_features):
-            assert job.main(["--root", root, "--start", str(day)]) == 0, (job.__name__, day)
+    with ops_metrics_on():
+        for day in (START, END):
+            for job in (ingest_bronze, build_silver, build_gold, build_features):
+                assert job.main(["--root", root, "--start", str(day)]) == 0, (job.__name__, day)
     return root
 
 

@@ -9,6 +9,7 @@ server (a ``spark_connect`` connection); the second through spark-submit, one JV
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from spark_jobs.config import EXPECTATIONS_DIR
 from spark_jobs.quality.gates import GateSettings
 from tests.alert_sinks import http_connection, webhook
-from tests.factories import connect_connection, run_daily
+from tests.factories import connect_connection, ops_metrics_on, run_daily
 
 DAY_1 = dt.date(2026, 1, 1)
 DAY_2 = dt.date(2026, 1, 2)
@@ -56,6 +57,13 @@ def landed_lines(root: str, day: dt.date) -> int:
         len(path.read_text().splitlines())
         for path in Path(landing_day_path(root, day)).glob("*.jsonl")
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def recording() -> Iterator[None]:
+    """The stage tasks record their runs in ops.stage_runs, as in production."""
+    with ops_metrics_on():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,17 @@ from spark_jobs.jobs import build_silver, ingest_bronze
 from spark_jobs.ops import report
 from spark_jobs.quality.wap import latest_version
 from spark_jobs.storage import delta_rows
-from tests.factories import run_day
+from tests.factories import ops_metrics_on, run_day
 
 DAYS = (dt.date(2026, 5, 1), dt.date(2026, 5, 2))
 STAGES = ("bronze", "silver", "gold_daily", "features")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def recording() -> Iterator[None]:
+    """Every stage run of this module records its row (the default outside the tests)."""
+    with ops_metrics_on():
+        yield
 
 
 @pytest.fixture(scope="module")
