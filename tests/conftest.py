@@ -23,14 +23,18 @@ os.environ.setdefault("LAKEHOUSE_OPS_METRICS", "off")
 # Test files that take minutes (a whole DAG run, Airflow and a browser, multi-day
 # builds), longest first; every other file keeps its place after them.
 LONG_FILES = (
-    "tests/dags/test_dag_runs.py",
-    "tests/browser/test_airflow_ui.py",
     "tests/convergence/test_convergence.py",
-    "tests/convergence/test_concurrent_writers.py",
-    "tests/jobs/test_build_features.py",
     "tests/convergence/test_crash_recovery.py",
+    "tests/dags/test_airflow_postgres.py",
+    "tests/convergence/test_concurrent_writers.py",
+    "tests/dags/test_object_store_dag.py",
+    "tests/dags/test_spark_cluster.py",
     "tests/jobs/test_spark_connect.py",
+    "tests/browser/test_airflow_ui.py",
+    "tests/dags/test_dag_runs.py",
+    "tests/jobs/test_build_features.py",
     "tests/jobs/test_build_silver.py",
+    "tests/storage/test_object_store_lock.py",
 )
 
 
