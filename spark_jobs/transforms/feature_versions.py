@@ -105,7 +105,8 @@ def compute_versions(
         else None
     )
     produced: list[tuple[dt.date, DataFrame]] = []
-    for landing_date in days.days():
+    total = len(days)
+    for number, landing_date in enumerate(days.days(), start=1):
         start = starts[landing_date]
         base_from = start - ONE_DAY
         sources = [
@@ -139,7 +140,16 @@ def compute_versions(
         state = lifetime_state(starts_of_users, base, daily, landing_date).localCheckpoint()
         versions = versions_of(state, window_features(state, daily))
         produced.append((landing_date, checkpoint(landing_date, versions)))
-        log.info("features for landing date %s: snapshots from %s", landing_date, start)
+        # Progress of a backfill, a line per landing date. The count is one more small
+        # Spark job over what the checkpoint has just materialised, not a recomputation.
+        log.info(
+            "features: landing date %s, day %d of %d: %d snapshot versions from %s",
+            landing_date,
+            number,
+            total,
+            produced[-1][1].count(),
+            start,
+        )
     if len(days) > 1:
         slices.unpersist()
     return [versions for _, versions in produced]

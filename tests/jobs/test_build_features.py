@@ -185,9 +185,15 @@ def test_late_rows_add_versions_of_exactly_the_snapshots_whose_windows_contain_t
     ]
 
 
-def test_backfill_gives_row_for_row_the_tables_of_daily_runs(spark, lakehouse, daily_built):
+def test_backfill_gives_row_for_row_the_tables_of_daily_runs(spark, lakehouse, daily_built, caplog):
     write_silver(spark, lakehouse, _history_with_late_rows())
-    build_day(lakehouse, DAYS[0], DAYS[-1])
+    with caplog.at_level("INFO", logger="spark_jobs.transforms.feature_versions"):
+        build_day(lakehouse, DAYS[0], DAYS[-1])
+    # A progress line per landing date of the backfill, in order.
+    progress = [r.getMessage() for r in caplog.records if ", day " in r.getMessage()]
+    assert [line.split(": ")[1].split(",")[1] for line in progress] == [
+        f" day {n} of {len(DAYS)}" for n in range(1, len(DAYS) + 1)
+    ]
     for table in GOLD_TABLES:
         assert rows_by_repr(spark, lakehouse, table) == rows_by_repr(spark, daily_built, table), (
             table.name
