@@ -454,11 +454,15 @@ def client_run(
 
 
 @contextlib.contextmanager
-def lakehouse_env(root: str, **extra: str) -> Iterator[None]:
-    """LAKEHOUSE_ROOT (and extra variables) set while DAGs are parsed and run."""
-    saved = {k: os.environ.get(k) for k in ("LAKEHOUSE_ROOT", *extra)}
-    os.environ.update({"LAKEHOUSE_ROOT": root, **extra})
+def patched_env(**values: str | None) -> Iterator[None]:
+    """Environment variables set (None: unset) for the block, restored after it."""
+    saved = {key: os.environ.get(key) for key in values}
     try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         yield
     finally:
         for key, value in saved.items():
@@ -468,15 +472,14 @@ def lakehouse_env(root: str, **extra: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@contextlib.contextmanager
-def ops_metrics_on() -> Iterator[None]:
+def lakehouse_env(root: str, **extra: str) -> contextlib.AbstractContextManager[None]:
+    """LAKEHOUSE_ROOT (and extra variables) set while DAGs are parsed and run."""
+    return patched_env(LAKEHOUSE_ROOT=root, **extra)
+
+
+def ops_metrics_on() -> contextlib.AbstractContextManager[None]:
     """Stage runs record ops.stage_runs rows, as by default outside the tests (conftest)."""
-    saved = os.environ.pop("LAKEHOUSE_OPS_METRICS", None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ["LAKEHOUSE_OPS_METRICS"] = saved
+    return patched_env(LAKEHOUSE_OPS_METRICS=None)
 
 
 def run_daily(root: str, day: dt.date, **env: str) -> dict[str, str]:
