@@ -14,7 +14,7 @@ from tests.factories import (
     land,
     published_rows,
     purchase,
-    run_day,
+    run_range,
     run_stage,
 )
 
@@ -33,8 +33,7 @@ def land_small_feed(root: str) -> list[dt.date]:
 def test_two_writers_on_overlapping_dates_end_as_one_serial_run(spark, tmp_path):
     serial = str(tmp_path / "serial")
     days = land_small_feed(serial)
-    for day in days:
-        run_day(serial, day)
+    run_range(serial, days[0], days[-1])
     expected = published_rows(spark, serial)
 
     concurrent = str(tmp_path / "concurrent")

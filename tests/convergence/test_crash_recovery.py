@@ -27,7 +27,15 @@ from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bro
 from spark_jobs.quality import wap
 from spark_jobs.quality.gates import INDEX_FILE
 from spark_jobs.quality.wap import FAULT_POINT_ENV
-from tests.factories import differences, land, published_rows, purchase, run_day, run_stage
+from tests.factories import (
+    differences,
+    land,
+    published_rows,
+    purchase,
+    run_day,
+    run_range,
+    run_stage,
+)
 
 DAY1, DAY2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 # (job, fault point): a kill at each kind of step, in pipeline order for DAY2.
@@ -95,8 +103,7 @@ def test_a_kill_at_any_step_then_a_rerun_leaves_the_tables_of_a_clean_run(
 ) -> None:
     clean = str(tmp_path / "clean")
     land_two_days(clean)
-    for day in (DAY1, DAY2):
-        run_day(clean, day)
+    run_range(clean, DAY1, DAY2)
     expected = published_rows(spark, clean)
 
     crashed = str(tmp_path / "crashed")

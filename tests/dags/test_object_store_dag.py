@@ -30,7 +30,7 @@ from tests.factories import (
     published_rows,
     read_s3_with,
     run_daily,
-    run_day,
+    run_range,
     upload_landing,
     use_s3_server,
 )
@@ -95,8 +95,8 @@ def test_the_daily_dag_on_an_s3a_root_builds_the_tables_of_a_local_run(
         "AIRFLOW_CONN_SPARK_DEFAULT": connect_connection(s3_connect),
         "AIRFLOW_CONN_AWS_DEFAULT": s3_server.aws_connection(),
     }
+    run_range(local, DAYS[0], DAYS[-1])
     for day in DAYS:
-        run_day(local, day)
         states = run_daily(s3_root, day, **airflow_env)
         assert set(states.values()) == {"success"}, states
 

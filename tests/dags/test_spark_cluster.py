@@ -33,7 +33,7 @@ from tests.factories import (
     free_port,
     published_rows,
     run_daily,
-    run_day,
+    run_range,
 )
 
 DAYS = (dt.date(2026, 3, 1), dt.date(2026, 3, 2))
@@ -105,8 +105,8 @@ def test_the_daily_dag_on_the_cluster_builds_the_tables_of_local_mode(
     local = with_feed(feed, tmp_path / "local")
     on_cluster = with_feed(feed, tmp_path / "cluster")
     connection = connect_connection(server, ship_code=True)
+    run_range(local, DAYS[0], DAYS[-1])
     for day in DAYS:
-        run_day(local, day)
         states = run_daily(on_cluster, day, AIRFLOW_CONN_SPARK_DEFAULT=connection)
         assert set(states.values()) == {"success"}, states
 
