@@ -172,6 +172,10 @@ class Table:
     # For a quarantine table: the table holding the records its stage kept. The gate's
     # quarantine limits are shares of both tables' rows staged by the run.
     quarantine_of: Table | None = None
+    # Numeric columns the gate compares with the published rows of the trailing weeks
+    # (population stability index, a warn-level expectation per column). Needs
+    # ``row_count_day_column`` to find the days.
+    drift_columns: tuple[str, ...] = ()
 
     def path(self, root: str) -> str:
         """Absolute location of the table under a lakehouse root (folder or s3a:// URI)."""
@@ -251,6 +255,14 @@ GOLD_USER_FEATURES = Table(
     # A late row stages only the changed users' snapshots of earlier days, so the band
     # stays per landing day.
     row_count_day_column="as_of_date",
+    drift_columns=(
+        "orders_30d",
+        "items_30d",
+        "net_usd_30d",
+        "aov_usd_30d",
+        "active_days_30d",
+        "days_since_last_purchase",
+    ),
 )
 # Every version of every snapshot, including superseded ones (late-data corrections).
 GOLD_USER_FEATURES_HISTORY = Table(
@@ -398,6 +410,13 @@ OPS_STAGE_RUNS_SCHEMA = _fields(
     ("quarantine_by_reason", MapType(StringType(), LongType()), True),
     # Published rows by days between event and landing: "0", "1", "2-3", "4-7", "8+".
     ("late_by_days", MapType(StringType(), LongType()), True),
+    # The main table's staged rows against the row-count band: log(rows / expected) over
+    # log(fail ratio), so 0 is the expected size and -1 / +1 the edges of the fail band.
+    # Null without a baseline.
+    ("row_band_position", DoubleType(), True),
+    # Population stability index of each drift column of the staged days against the
+    # trailing weeks' published rows (gold.user_features); null without a reference.
+    ("feature_psi", MapType(StringType(), DoubleType()), True),
 )
 OPS_STAGE_RUNS = Table("ops.stage_runs", "ops/stage_runs", OPS_STAGE_RUNS_SCHEMA)
 

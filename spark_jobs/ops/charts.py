@@ -65,6 +65,11 @@ def charts(runs: Sequence[dict[str, Any]]) -> list[str]:
         ("Quarantine share of silver's input (%)", _lines(silver, "quarantine_pct", "%")),
         ("Freshness lag at the day's end (h)", _lines(per_stage, "freshness_h", "hours")),
         ("Shuffle skew (largest / median partition)", _lines(per_stage, "skew_ratio", "x")),
+        (
+            "Row-count band position (0 expected, ±1 fail edge)",
+            _lines(per_stage, "row_band_position", "position"),
+        ),
+        ("Feature drift (PSI vs the trailing 28 days)", _drift(daily)),
         ("Quarantined rows by reason", _stacked(daily, "quarantine_by_reason", "reason")),
         ("Published rows by days late", _stacked(daily, "late_by_days", "days late")),
     ]
@@ -102,6 +107,7 @@ def _point(run: dict[str, Any]) -> dict[str, Any]:
         "quarantine_pct": None if share is None else round(100 * share, 2),
         "freshness_h": None if lag is None else round(lag / 3600, 2),
         "skew_ratio": run.get("skew_ratio"),
+        "row_band_position": run.get("row_band_position"),
     }
 
 
@@ -153,6 +159,36 @@ def _stacked(runs: list[dict[str, Any]], column: str, label: str) -> dict | None
     return chart.to_dict()
 
 
+def _drift(runs: list[dict[str, Any]]) -> dict | None:
+    """One line per drift column of the features stage, with the warning limit as a rule."""
+    import altair as alt
+    import pandas as pd
+
+    rows = [
+        {"date": str(run["end_date"]), "feature": column, "psi": float(index)}
+        for run in runs
+        if run["stage"] == "features"
+        for column, index in _pairs(run.get("feature_psi"))
+        if index is not None
+    ]
+    if not rows:
+        return None
+    lines = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=_day_axis(),
+            y=alt.Y("psi:Q", title="PSI"),
+            color=alt.Color("feature:N"),
+            tooltip=["date:T", "feature:N", "psi:Q"],
+        )
+    )
+    limit = (
+        alt.Chart(pd.DataFrame([{"limit": 0.25}])).mark_rule(strokeDash=[4, 4]).encode(y="limit:Q")
+    )
+    return (lines + limit).properties(width=WIDTH, height=HEIGHT).to_dict()
+
+
 def _day_axis() -> Any:
     """Logical dates as days (not hours between two days)."""
     import altair as alt
@@ -160,13 +196,13 @@ def _day_axis() -> Any:
     return alt.X("date:T", title="logical date", axis=alt.Axis(format="%b %d", tickCount="day"))
 
 
-def _pairs(value: object) -> list[tuple[str, int]]:
+def _pairs(value: object) -> list[tuple[str, Any]]:
     """A Delta map column as read by pyarrow (a list of pairs) or by Spark (a dict)."""
     if not value:
         return []
     if isinstance(value, dict):
         return sorted(value.items())
-    return [(str(k), int(v)) for k, v in value]  # type: ignore[attr-defined]
+    return [(str(k), v) for k, v in value]  # type: ignore[attr-defined]
 
 
 def _svg(spec: dict) -> str:

@@ -54,6 +54,7 @@ class GateOutcome(Protocol):
     passed: bool
     failed: list[dict]
     warnings: list[dict]
+    observations: dict[str, Any]
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -160,6 +161,11 @@ def gated(results: Iterable[GateOutcome]) -> None:
         gate_failed_expectations=sum(len(r.failed) for r in outcomes),
         gate_warnings=sum(len(r.warnings) for r in outcomes),
     )
+    # The first table's figures: a stage lists its main table first.
+    for name in ("row_band_position", "feature_psi"):
+        found = [r.observations[name] for r in outcomes if r.observations.get(name) is not None]
+        if found:
+            note(**{name: found[0]})
 
 
 def published(
@@ -253,7 +259,10 @@ def write(spark: SparkSession, root: str, run: StageRun) -> None:
     log.info("%s", summary_line(row))
     try:
         frame = spark.createDataFrame([row], OPS_STAGE_RUNS.schema)
-        frame.write.format("delta").mode("append").save(OPS_STAGE_RUNS.path(root))
+        # mergeSchema: a table written before a column was added takes it on.
+        frame.write.format("delta").mode("append").option("mergeSchema", "true").save(
+            OPS_STAGE_RUNS.path(root)
+        )
     except Exception as exc:
         log.warning(
             "ops.stage_runs: this run's row was not written (the stage is not affected): %s",

@@ -131,14 +131,15 @@ def format_report(runs: Sequence[dict[str, Any]], days: int) -> str:
     lines = [f"stage runs of the last {days} logical date(s) ({len(runs)} runs)", ""]
     lines.append(
         f"{'date':<10}  {'stage':<11} {'status':<17} {'secs':>7} {'rows out':>9} "
-        f"{'quar %':>6} {'fresh h':>7} {'skew':>5} {'gate':>9}"
+        f"{'quar %':>6} {'fresh h':>7} {'skew':>5} {'band':>5} {'gate':>9}  drift"
     )
     for run in latest_per_day(runs):
         lines.append(
             f"{run['end_date']!s:<10}  {run['stage']:<11} {run['status']:<17} "
             f"{run['duration_s']:7.1f} {_num(run['rows_out']):>9} "
             f"{_pct(quarantine_share(run)):>6} {_hours(run['freshness_lag_s']):>7} "
-            f"{_ratio(run['skew_ratio']):>5} {_gate(run):>9}"
+            f"{_ratio(run['skew_ratio']):>5} {_band(run.get('row_band_position')):>5} "
+            f"{_gate(run):>9}  {_drift(run.get('feature_psi'))}".rstrip()
         )
     latest = sorted(last_run(runs), key=lambda r: -r["duration_s"])
     if latest:
@@ -224,6 +225,18 @@ def _hours(seconds: float | None) -> str:
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _band(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def _drift(psi: dict[str, float] | None) -> str:
+    """The most drifted feature and its index, e.g. ``net_usd_30d 0.31``."""
+    if not psi:
+        return ""
+    column, index = max(psi.items(), key=lambda item: item[1])
+    return f"{column} {index:.2f}"
 
 
 def _gate(run: dict[str, Any]) -> str:

@@ -2,9 +2,10 @@
 
 A suite names the run-dependent values it needs as ``{"$PARAMETER": "..."}``; this
 module fills them: the dates, the previous day's row count band, the quarantine limits,
-the reference currencies. What it needs to know about a table (which column counts rows
-per day, whether a run recomputes whole days, which table's records a quarantine is a
-share of) is declared on the table's entry in ``spark_jobs.catalog``.
+the reference currencies, the drift reference bins. What it needs to know about a table
+(which column counts rows per day, whether a run recomputes whole days, which table's
+records a quarantine is a share of, which columns drift) is declared on the table's
+entry in ``spark_jobs.catalog``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from spark_jobs.catalog import Table, staging_path
+from spark_jobs.quality import drift
 from spark_jobs.quality.results import jsonable
 from spark_jobs.transforms.fx import load_currencies
 
@@ -39,6 +41,9 @@ class GateSettings:
     because small days swing by chance. A failed expectation shows
     ``partial_unexpected_count`` example values; a warning shows its counts, plus
     ``warning_examples`` values when that is above 0 (each costs a query of its own).
+    Drift columns warn above a population stability index of ``drift_warn_psi`` against
+    the published rows of the ``drift_window_days`` days before the run, once those hold
+    ``drift_min_reference_rows`` values.
     """
 
     row_count_warn_ratio: float = 1.5
@@ -49,6 +54,9 @@ class GateSettings:
     max_lateness_days: int = 30
     partial_unexpected_count: int = 5
     warning_examples: int = 0
+    drift_warn_psi: float = 0.25
+    drift_window_days: int = 28
+    drift_min_reference_rows: int = 100
 
     @classmethod
     def resolve(
@@ -74,9 +82,12 @@ def build_parameters(
     needed: set[str],
     settings: GateSettings,
     staged: DataFrame | None = None,
+    observations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Values for the suite's parameters: derived from the run, then the caller's overrides.
 
+    ``observations``, when given, receives what the gate reports beside the parameters:
+    ``expected_rows`` (the centre of the row-count band; None without a baseline).
     Raises ValueError naming any parameter the suite needs and nobody provided.
     """
     values: dict[str, Any] = {}
@@ -102,7 +113,26 @@ def build_parameters(
                 elif staged is not None and table.row_count_day_column:
                     column = table.row_count_day_column
                     days = max(1, staged.select(column).distinct().count())
-            values.update(row_count_band(spark, root, table, start, days, settings))
+            band = row_count_band(spark, root, table, start, days, settings)
+            if observations is not None:
+                observations["expected_rows"] = band.pop("expected_rows")
+            values.update(band)
+        drift_columns = drift.parameter_columns(needed)
+        if drift_columns and table.row_count_day_column:
+            from spark_jobs.storage import delta
+
+            values.update(
+                drift.reference(
+                    delta.read_if_exists(spark, table.path(root)),
+                    drift_columns,
+                    table.row_count_day_column,
+                    start,
+                    settings.drift_window_days,
+                    settings.drift_min_reference_rows,
+                )
+            )
+    if drift.PSI_LIMIT_PARAMETER in needed:
+        values[drift.PSI_LIMIT_PARAMETER] = settings.drift_warn_psi
     if "currencies" in needed:
         values["currencies"] = load_currencies()
     if needed & QUARANTINE_PARAMETERS and table.quarantine_of is not None:
@@ -148,10 +178,12 @@ def row_count_band(
         "rows_warn_max": None,
         "rows_fail_min": 0,
         "rows_fail_max": None,
+        "expected_rows": None,
     }
     if previous >= settings.row_count_min_baseline:
         expected = previous * days
         band.update(
+            expected_rows=expected,
             rows_warn_min=math.floor(expected / settings.row_count_warn_ratio),
             rows_warn_max=math.ceil(expected * settings.row_count_warn_ratio),
             rows_fail_min=math.floor(expected / settings.row_count_fail_ratio),

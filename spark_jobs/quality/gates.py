@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spark_jobs.catalog import Table
 from spark_jobs.quality import gx_runner, reports
@@ -30,7 +30,13 @@ from spark_jobs.quality.gate_parameters import (
     build_parameters,
 )
 from spark_jobs.quality.reports import INDEX_FILE, REPORT_FILE, RESULT_FILE
-from spark_jobs.quality.results import GateResult, classify, describe_failure, jsonable
+from spark_jobs.quality.results import (
+    GateResult,
+    classify,
+    describe_failure,
+    jsonable,
+    observations,
+)
 from spark_jobs.quality.suites import (
     SEVERITIES,
     SEVERITY_FAIL,
@@ -97,8 +103,9 @@ def validate_table(
     # The staged rows are read straight from their Delta files, not cached: each of the
     # few queries a validation runs reads only the columns it needs, which costs less
     # than materialising every column in memory first.
+    observed: dict[str, Any] = {}
     values = build_parameters(
-        spark, root, table, params, run_key, suite_parameters(suite), settings, staged
+        spark, root, table, params, run_key, suite_parameters(suite), settings, staged, observed
     )
     gx_result = gx_runner.run_validation(
         suite_name,
@@ -118,6 +125,9 @@ def validate_table(
         suite=suite_name,
         run_key=run_key,
         evaluated=len(gx_result.results),
+        observations=observations(
+            gx_result, observed.get("expected_rows"), settings.row_count_fail_ratio
+        ),
     )
     run_dates = {k: jsonable(params[k]) for k in ("start", "end") if params.get(k) is not None}
     reports.write_report(root, table, gate, gx_result, values, run_dates, validated_at)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ class GateResult:
     evaluated: int = 0
     # The reports-index line of a passed gate whose rows are not published yet.
     pending_index_line: str | None = None
+    # Figures the run metrics keep (``observations``): ``row_band_position``,
+    # ``feature_psi`` ({column: index}).
+    observations: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few readable lines: which expectations failed, observed vs expected, examples."""
@@ -83,6 +87,34 @@ def classify(gx_result: Any) -> tuple[list[dict], list[dict]]:
         else:
             (warnings if level == SEVERITY_WARN else failed).append(entry)
     return failed, warnings
+
+
+def observations(gx_result: Any, expected_rows: int | None, fail_ratio: float) -> dict[str, Any]:
+    """The row-count band position and each drift column's index, from a GX result.
+
+    The band position is log(staged rows / expected rows) over log(fail ratio): 0 is the
+    expected size, -1 and +1 the edges of the fail band. No baseline, no position.
+    """
+    found: dict[str, Any] = {}
+    psi: dict[str, float] = {}
+    for result in gx_result.results:
+        config = result.expectation_config
+        observed = (result.result or {}).get("observed_value")
+        if not isinstance(observed, int | float) or isinstance(observed, bool):
+            continue
+        if config.type == "expect_column_psi_to_be_at_most":
+            psi[str(config.kwargs["column"])] = float(observed)
+        elif (
+            config.type == "expect_table_row_count_to_be_between"
+            and expected_rows
+            and fail_ratio > 1
+            and "row_band_position" not in found
+        ):
+            ratio = max(int(observed), 1) / expected_rows
+            found["row_band_position"] = round(math.log(ratio) / math.log(fail_ratio), 4)
+    if psi:
+        found["feature_psi"] = psi
+    return found
 
 
 def failure_entry(config: Any, outcome: Mapping[str, Any], level: str) -> dict[str, Any]:

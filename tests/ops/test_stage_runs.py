@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,18 @@ def test_versions_bytes_and_rows_match_what_was_published(spark, lakehouse, runs
     assert bronze["rows_in"] == bronze["rows_out"]
     silver_inputs = dict(last["silver"]["input_versions"] or {})
     assert silver_inputs, "silver records the versions it read"
+
+
+def test_the_row_count_band_position_is_the_days_rows_against_the_day_before(
+    spark, lakehouse, runs
+):
+    landed = spark.read.format("delta").load(BRONZE_PURCHASES.path(lakehouse))
+    first, second = (landed.where(F.col("_landing_date") == day).count() for day in DAYS)
+    assert run_of(runs, "bronze", DAYS[0])["row_band_position"] is None  # no day before
+    expected = math.log(second / first) / math.log(10)  # the default fail ratio
+    assert run_of(runs, "bronze", DAYS[1])["row_band_position"] == pytest.approx(expected, 1e-3)
+    # 40 customers make fewer trailing snapshots than the drift check's minimum.
+    assert {r["feature_psi"] for r in runs if r["stage"] == "features"} == {None}
 
 
 def test_silver_counts_balance_and_quarantine_is_broken_down_by_reason(spark, lakehouse, runs):

@@ -36,7 +36,15 @@ def stage_run(day: dt.date, stage: str, seconds: float, **values) -> dict:
 def root(spark, tmp_path) -> str:
     rows = []
     for number, day in enumerate(DAYS):
-        rows.append(stage_run(day, "bronze", 10.0 + number))
+        rows.append(stage_run(day, "bronze", 10.0 + number, row_band_position=0.1 * number))
+        rows.append(
+            stage_run(
+                day,
+                "features",
+                5.0,
+                feature_psi={"net_usd_30d": 0.05 + 0.13 * number, "orders_30d": 0.01},
+            )
+        )
         silver = stage_run(
             day,
             "silver",
@@ -71,12 +79,17 @@ def test_the_page_draws_every_chart_from_the_recorded_runs(root) -> None:
         "Quarantine share of silver&#x27;s input (%)",
         "Freshness lag at the day&#x27;s end (h)",
         "Shuffle skew (largest / median partition)",
+        "Row-count band position (0 expected, ±1 fail edge)",
+        "Feature drift (PSI vs the trailing 28 days)",
         "Quarantined rows by reason",
         "Published rows by days late",
     ]
     assert page.text.count("<svg") == len(captions)
     # Each point carries its values: silver's duration on the last day is 34 s.
     assert re.search(r'aria-label="[^"]*stage: silver;[^"]*duration_s: 34;', page.text)
+    # Drift per feature: net_usd_30d's index on the last day is 0.31, above the limit.
+    assert re.search(r'aria-label="[^"]*feature: net_usd_30d;[^"]*psi: 0\.31"', page.text)
+    assert re.search(r'aria-label="[^"]*stage: bronze;[^"]*row_band_position: 0\.2;', page.text)
     # The last run's slowest stage is silver, 34 s against a usual 23.5 s: flagged.
     assert "Slowest stages of the last run (scheduled__2026-04-03)" in page.text
     assert re.search(r'<li class="slow">silver +2026-04-03 +34.0 s', page.text)
@@ -86,7 +99,7 @@ def test_the_json_of_the_runs_and_an_empty_lakehouse(root, tmp_path) -> None:
     client = TestClient(lakehouse_reports.create_app(root, authorize=anyone))
     runs = client.get("/api/stage-runs", params={"days": 2}).json()
     assert sorted({r["end_date"] for r in runs}) == ["2026-04-02", "2026-04-03"]
-    assert {r["stage"] for r in runs} == {"bronze", "silver"}
+    assert {r["stage"] for r in runs} == {"bronze", "silver", "features"}
     empty = TestClient(lakehouse_reports.create_app(str(tmp_path / "new"), authorize=anyone))
     assert "No stage runs recorded yet" in empty.get("/ops").text
 
