@@ -102,7 +102,12 @@ def test_the_daily_dag_on_an_s3a_root_builds_the_tables_of_a_local_run(
 
     assert differences(published_rows(s3a_reads, s3_root), published_rows(s3a_reads, local)) == []
     use_s3_server(monkeypatch, s3_server)  # the reports page reads the store as a job does
-    # The gate reports (what the reports page lists) are in the bucket, one per stage-day.
+    # The gate reports (what the reports page lists) are in the bucket, one per stage-day:
+    # each day's run validated every table the local rebuild (one run per stage) did.
     index = read_index(s3_root)
-    assert len(index) == len(read_index(local)) > 0
+    gated = sorted(entry["table"] for entry in read_index(local))
+    assert gated
+    for day in DAYS:
+        assert sorted(e["table"] for e in index if e["start"] == str(day)) == gated, day
+    assert len(index) == len(DAYS) * len(gated)
     assert all(entry["success"] for entry in index)
