@@ -23,7 +23,7 @@ from pyspark.sql.types import IntegerType, StringType, StructField, StructType, 
 from spark_jobs.catalog import staging_root, training_path
 from spark_jobs.cli import EXIT_BAD_INPUT, run_cli
 from spark_jobs.jobs import build_training_set as job
-from tests.factories import land, purchase, run_day
+from tests.factories import land, purchase, run_range
 
 DAY1, DAY2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 UTC = dt.UTC
@@ -75,8 +75,7 @@ def features_root(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
             purchase("e-4", "u2", "2026-03-02T10:00:00Z", quantity=3),
         ],
     )
-    for day in (DAY1, DAY2):
-        run_day(root, day)
+    run_range(root, DAY1, DAY2)  # the tables of the two days run one by one (convergence)
     return root
 
 
