@@ -48,8 +48,10 @@ jars: $(JARS_STAMP) ## fetch Delta and S3A jars into .cache/jars (Maven, include
 demo: setup ## set up, then run the whole pipeline on a local lakehouse and say where to look
 	$(PY) -m devtools.demo --root $(LAKEHOUSE_ROOT) --start $(DEMO_START) --end $(DEMO_END) --users $(DEMO_USERS)
 
+# --no-loadscope-reorder: keep the collection order (tests/conftest.py puts the long files
+# first); xdist would otherwise sort files by test count and start them last.
 test: setup ## run the whole test suite (Spark, Delta, GX, Airflow, browser)
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 test-fast: setup ## the unit layer only: core, storage, transforms, quality, training (tests/ folders)
 	$(PY) -m pytest -q -m unit tests

@@ -1,7 +1,9 @@
 """Shared fixtures: one SparkSession per test process, a fresh lakehouse per test.
 
 ``make test`` runs two pytest-xdist workers, each taking whole test files; the longest
-files are collected first so that neither worker is left with one of them at the end.
+files are collected first so that neither worker is left with one of them at the end
+(``--no-loadscope-reorder`` keeps that order: xdist sorts files by test count otherwise,
+which starts the long files, with few tests each, last).
 """
 
 from __future__ import annotations
