@@ -227,11 +227,17 @@ def test_responses_forbid_scripts_and_sniffing(server: str) -> None:
             assert answer.headers["x-content-type-options"] == "nosniff", path
 
 
-def test_default_app_checks_with_airflow_and_cannot_be_switched_off(tmp_path: Path) -> None:
+def test_default_app_checks_with_airflow_and_cannot_be_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.api_fastapi import app as airflow_app
     from fastapi.testclient import TestClient
 
     # No Airflow API server in this process, so no auth manager: the default check
     # refuses everyone, with or without a token, and says where the reports are served.
+    # An earlier test in this worker may have started one (dag.test runs Airflow's
+    # in-process API), so the test removes it for its own duration.
+    monkeypatch.setattr(airflow_app._AuthManagerState, "instance", None)
     client = TestClient(lakehouse_reports.create_app(str(tmp_path)))
     for path, headers in (("/", {}), ("/api/validations", {}), ("/api/validations", AUTH)):
         refused = client.get(path, headers=headers, follow_redirects=False)
