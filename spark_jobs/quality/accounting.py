@@ -66,16 +66,48 @@ def _read(spark: SparkSession, root: str, table: Table) -> DataFrame | None:
 
 def _counts(**frames: DataFrame) -> dict[str, dict[dt.date, int]]:
     """Rows per landing date of each frame, all counted in one query."""
+    return _by_landing_date(frames, _grouped_counts(frames))
+
+
+def _by_landing_date(
+    frames: dict[str, DataFrame], grouped: dict[tuple[str, dt.date | None, dt.date | None], int]
+) -> dict[str, dict[dt.date, int]]:
+    """The grouped counts summed per frame and landing date (event dates folded in)."""
+    counts: dict[str, dict[dt.date, int]] = {name: {} for name in frames}
+    for (name, landing_date, _), n in grouped.items():
+        if landing_date is not None:
+            counts[name][landing_date] = counts[name].get(landing_date, 0) + n
+    return counts
+
+
+def _grouped_counts(
+    frames: dict[str, DataFrame], by_event_date: Sequence[str] = ()
+) -> dict[tuple[str, dt.date | None, dt.date | None], int]:
+    """Rows per (frame, landing date, event date) of every frame, in one query.
+
+    Only the frames named in ``by_event_date`` are split by event date (their
+    ``event_date`` column); the others count under an event date of None.
+    """
     tagged = [
-        frame.select(F.lit(name).alias("_frame"), "_landing_date") for name, frame in frames.items()
+        frame.select(
+            F.lit(name).alias("_frame"),
+            "_landing_date",
+            (F.col("event_date") if name in by_event_date else F.lit(None))
+            .cast("date")
+            .alias("event_date"),
+        )
+        for name, frame in frames.items()
     ]
     union = tagged[0]
     for frame in tagged[1:]:
         union = union.unionByName(frame)
-    counts: dict[str, dict[dt.date, int]] = {name: {} for name in frames}
-    for row in union.groupBy("_frame", "_landing_date").agg(F.count(F.lit(1)).alias("n")).collect():
-        counts[row["_frame"]][row["_landing_date"]] = int(row["n"])
-    return counts
+    grouped = union.groupBy("_frame", "_landing_date", "event_date").agg(
+        F.count(F.lit(1)).alias("n")
+    )
+    return {
+        (row["_frame"], row["_landing_date"], row["event_date"]): int(row["n"])
+        for row in grouped.collect()
+    }
 
 
 def compute_accounting(
@@ -108,15 +140,22 @@ def compute_accounting(
         utc_date(parse_event_time(F.col("event_time"))).alias("event_date"),
     ).cache()
     try:
-        dates = kept.select("event_date")
-        if changes is not None:
-            dates = dates.unionByName(_landings(changes, start, end).select("event_date"))
-        event_dates = {r["event_date"] for r in dates.distinct().collect()}
-        event_dates.discard(None)
+        # One query for the landed counts and the event dates they touch (silver is
+        # then read in those partitions only).
         landed_frames = {"bronze": bronze, "kept": kept}
         if quarantined_lines is not None:
             landed_frames["quarantine"] = quarantined_lines
-        counts = _counts(**landed_frames)
+        if changes is not None:
+            landed_frames["changes"] = _landings(changes, start, end).select(
+                "_landing_date", "event_date"
+            )
+        grouped = _grouped_counts(landed_frames, by_event_date=("kept", "changes"))
+        event_dates = {
+            event_date
+            for (name, _, event_date) in grouped
+            if name in ("kept", "changes") and event_date is not None
+        }
+        counts = _by_landing_date(landed_frames, grouped)
         bronze_rows, kept_rows = counts["bronze"], counts["kept"]
         quarantine_rows = counts.get("quarantine", {})
         present_rows: dict[dt.date, int] = {}
