@@ -17,6 +17,7 @@ rerun. After publishing, the nothing-lost accounting must balance.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -157,7 +158,35 @@ def build(spark: SparkSession, root: str, days: DateRange, max_staleness_days: i
     wap.record_inputs(spark, root, days.key, SILVER_PURCHASES, versions)
 
 
-def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
+class StagedEventDates:
+    """The event dates the run's staged purchases and changes name, asked once per publish.
+
+    Both silver publishers need the same set (the partitions purchases rewrites, the
+    pairs changes replaces); the staged rows do not change between their commits.
+    """
+
+    def __init__(self, root: str, days: DateRange) -> None:
+        self.root = root
+        self.days = days
+        self._dates: list[dt.date] | None = None
+
+    def get(self, spark: SparkSession) -> list[dt.date]:
+        if self._dates is None:
+            purchases = wap.read_staged(spark, self.root, SILVER_PURCHASES, self.days.key)
+            changes = wap.read_staged(spark, self.root, SILVER_CHANGES, self.days.key)
+            self._dates = sorted(
+                r["event_date"]
+                for r in purchases.select("event_date")
+                .union(changes.select("event_date"))
+                .distinct()
+                .collect()
+            )
+        return self._dates
+
+
+def replace_touched_partitions(
+    root: str, days: DateRange, touched: StagedEventDates | None = None
+) -> wap.Publisher:
     """A publisher rewriting the event-date partitions the run's staged rows and changes name.
 
     Each partition gets the run's rows plus the rows other landing dates hold there that
@@ -165,15 +194,10 @@ def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
     these landing dates all went away has no staged row but still has a change.
     """
 
+    event_dates_of = touched or StagedEventDates(root, days)
+
     def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
-        changes = wap.read_staged(spark, root, SILVER_CHANGES, days.key)
-        event_dates = sorted(
-            r["event_date"]
-            for r in staged.select("event_date")
-            .union(changes.select("event_date"))
-            .distinct()
-            .collect()
-        )
+        event_dates = event_dates_of.get(spark)
         exists = delta.is_delta(spark, path)
         if not event_dates:
             if not exists:  # an empty table, so readers find one
@@ -196,21 +220,18 @@ def replace_touched_partitions(root: str, days: DateRange) -> wap.Publisher:
     return publish
 
 
-def replace_changes(root: str, days: DateRange) -> wap.Publisher:
+def replace_changes(
+    root: str, days: DateRange, touched: StagedEventDates | None = None
+) -> wap.Publisher:
     """A publisher for silver.changes: the run's landing dates, and the other landing
     dates' pairs on the event dates the run rebuilt (a run can take records over from
     them, and their changes must then say so, as if they had never held them).
     """
 
+    event_dates_of = touched or StagedEventDates(root, days)
+
     def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
-        event_dates = sorted(
-            r["event_date"]
-            for r in wap.read_staged(spark, root, SILVER_PURCHASES, days.key)
-            .select("event_date")
-            .union(staged.select("event_date"))
-            .distinct()
-            .collect()
-        )
+        event_dates = event_dates_of.get(spark)
         predicate = landing_predicate(days)
         if event_dates:
             predicate = f"({predicate}) OR {event_dates_predicate(event_dates)}"
@@ -222,10 +243,11 @@ def replace_changes(root: str, days: DateRange) -> wap.Publisher:
 def outputs(root: str, days: DateRange) -> list[wap.Output]:
     """What the silver stage publishes; purchases first, so changes never run ahead of it."""
     predicate = landing_predicate(days)
+    touched = StagedEventDates(root, days)
     return [
-        wap.Output(SILVER_PURCHASES, replace_touched_partitions(root, days)),
+        wap.Output(SILVER_PURCHASES, replace_touched_partitions(root, days, touched)),
         wap.Output(SILVER_QUARANTINE, wap.replace_where(predicate, SILVER_QUARANTINE)),
-        wap.Output(SILVER_CHANGES, replace_changes(root, days), gated=False),
+        wap.Output(SILVER_CHANGES, replace_changes(root, days, touched), gated=False),
     ]
 
 
