@@ -185,7 +185,7 @@ class StagedEventDates:
 
 
 def replace_touched_partitions(
-    root: str, days: DateRange, touched: StagedEventDates | None = None
+    root: str, days: DateRange, touched: StagedEventDates
 ) -> wap.Publisher:
     """A publisher rewriting the event-date partitions the run's staged rows and changes name.
 
@@ -194,10 +194,8 @@ def replace_touched_partitions(
     these landing dates all went away has no staged row but still has a change.
     """
 
-    event_dates_of = touched or StagedEventDates(root, days)
-
     def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
-        event_dates = event_dates_of.get(spark)
+        event_dates = touched.get(spark)
         exists = delta.is_delta(spark, path)
         if not event_dates:
             if not exists:  # an empty table, so readers find one
@@ -220,18 +218,14 @@ def replace_touched_partitions(
     return publish
 
 
-def replace_changes(
-    root: str, days: DateRange, touched: StagedEventDates | None = None
-) -> wap.Publisher:
+def replace_changes(root: str, days: DateRange, touched: StagedEventDates) -> wap.Publisher:
     """A publisher for silver.changes: the run's landing dates, and the other landing
     dates' pairs on the event dates the run rebuilt (a run can take records over from
     them, and their changes must then say so, as if they had never held them).
     """
 
-    event_dates_of = touched or StagedEventDates(root, days)
-
     def publish(spark: SparkSession, staged: DataFrame, path: str) -> None:
-        event_dates = event_dates_of.get(spark)
+        event_dates = touched.get(spark)
         predicate = landing_predicate(days)
         if event_dates:
             predicate = f"({predicate}) OR {event_dates_predicate(event_dates)}"

@@ -149,11 +149,12 @@ def compute_accounting(
             landed_frames["changes"] = _landings(changes, start, end).select(
                 "_landing_date", "event_date"
             )
-        grouped = _grouped_counts(landed_frames, by_event_date=("kept", "changes"))
+        with_event_dates = ("kept", "changes")
+        grouped = _grouped_counts(landed_frames, by_event_date=with_event_dates)
         event_dates = {
             event_date
             for (name, _, event_date) in grouped
-            if name in ("kept", "changes") and event_date is not None
+            if name in with_event_dates and event_date is not None
         }
         counts = _by_landing_date(landed_frames, grouped)
         bronze_rows, kept_rows = counts["bronze"], counts["kept"]
