@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import pendulum
 
-from spark_jobs.config import Settings
+from spark_jobs.config import Settings, SettingsError
 
 log = logging.getLogger("spark_jobs")
 
@@ -210,7 +210,7 @@ def run_cli(
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         code = main(argv)
-    except UserError as exc:
+    except (UserError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except GateFailed as exc:

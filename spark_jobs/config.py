@@ -7,6 +7,7 @@ One variable, ``LAKEHOUSE_ROOT``, decides where every table lives: a local folde
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ DEFAULT_JARS_DIR = PROJECT_ROOT / ".cache" / "jars"
 DEFAULT_CONNECT_PORT = 15002
 INCLUDE_DIR = PROJECT_ROOT / "include"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the product cannot use; names the variable."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,10 @@ class Settings:
     # turns it off, anything else is the existing folder or URI to write it to
     # (LAKEHOUSE_EVENT_LOG).
     event_log: str = ""
+    # Spark's code generation (SPARK_CODEGEN, on by default). "off" evaluates expressions
+    # interpreted: no Java compile per query, slower per row; for small data, such as
+    # the test suite's (bench/codegen.py measures both).
+    codegen: bool = True
 
     @property
     def event_log_dir(self) -> str | None:
@@ -99,11 +108,34 @@ class Settings:
             spark_master=env.get("SPARK_MASTER") or "local[*]",
             spark_remote=env.get("SPARK_REMOTE") or None,
             jars_dir=Path(env.get("LAKEHOUSE_JARS_DIR") or DEFAULT_JARS_DIR),
-            shuffle_partitions=int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
+            shuffle_partitions=_positive(env, "SPARK_SHUFFLE_PARTITIONS", default=8),
             driver_memory=env.get("SPARK_DRIVER_MEMORY") or "4g",
             s3=s3,
             s3a_jars=env.get("LAKEHOUSE_S3A_JARS", "false").lower() == "true",
             ship_code=env.get("LAKEHOUSE_SHIP_CODE", "false").lower() in ("true", "1"),
             event_log=env.get("LAKEHOUSE_EVENT_LOG", ""),
+            codegen=_switch(env, "SPARK_CODEGEN", default=True),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off variable; anything but the words for on and off is an error naming it."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}={env.get(name)!r}: expected on or off")
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number above zero; anything else is an error naming the variable."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) == 0:
+        raise SettingsError(f"{name}={env.get(name)!r}: expected a whole number above 0")
+    return int(value)

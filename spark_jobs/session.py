@@ -21,6 +21,12 @@ REQUIRED_JAR_PREFIXES = ("delta-spark_", "delta-storage-")
 # The S3A connector and its AWS SDK bundle (~700 MB) add seconds to every JVM start;
 # they are loaded only when the lakehouse lives on an object store.
 S3A_JAR_PREFIXES = ("hadoop-aws-", "bundle-", "analyticsaccelerator-s3-", "wildfly-openssl-")
+# SPARK_CODEGEN=off: expressions are evaluated interpreted and no query is compiled to
+# Java first. ``factoryMode`` is the setting Spark's own test suites use for this.
+INTERPRETED_CONF = {
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.codegen.wholeStage": "false",
+}
 
 
 class MissingJarsError(RuntimeError):
@@ -53,7 +59,7 @@ def session_settings(settings: Settings) -> dict[str, str]:
     Everything else in ``session_conf`` (jars, extensions, memory, S3A) belongs to the
     JVM that runs the queries: the job's own, or the Connect server's.
     """
-    return {
+    conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
@@ -61,6 +67,9 @@ def session_settings(settings: Settings) -> dict[str, str]:
         "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
+    if not settings.codegen:
+        conf.update(INTERPRETED_CONF)
+    return conf
 
 
 def session_conf(settings: Settings) -> dict[str, str]:

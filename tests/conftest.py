@@ -16,6 +16,10 @@ import pytest
 
 os.environ.setdefault("SPARK_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("SPARK_DRIVER_MEMORY", "3g")
+# The tests' days are small: compiling every query to Java costs more than running it
+# interpreted (bench/codegen.py, docs/BENCHMARKS.md). The children the tests start (jobs,
+# Airflow tasks, Connect servers) inherit the setting.
+os.environ.setdefault("SPARK_CODEGEN", "off")
 # Run metrics (ops.stage_runs) cost every stage run one more Spark job and one more Delta
 # commit. Tests about something else run without them; the tests of the metrics, of the
 # DAG runs and of the Operations page record them, as production does by default

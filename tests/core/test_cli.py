@@ -66,3 +66,20 @@ def test_run_cli_turns_user_errors_into_exit_2(capsys):
         run_cli(main, [])
     assert exit_info.value.code == EXIT_BAD_INPUT
     assert capsys.readouterr().err.strip() == "error: the spine has no ts column"
+
+
+def test_a_bad_spark_setting_in_the_environment_exits_2_naming_the_variable(monkeypatch, capsys):
+    from spark_jobs.config import Settings
+
+    def main(argv):
+        Settings.from_env()
+        return 0
+
+    for name, value in (("SPARK_CODEGEN", "maybe"), ("SPARK_SHUFFLE_PARTITIONS", "0")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(SystemExit) as exit_info:
+                run_cli(main, [])
+        assert exit_info.value.code == EXIT_BAD_INPUT
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"error: {name}='{value}'"), line

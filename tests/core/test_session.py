@@ -36,3 +36,29 @@ def test_s3a_jars_are_loaded_only_for_object_store_roots():
     s3 = cached_jars(DEFAULT_JARS_DIR, with_s3a=True)
     assert not any("hadoop-aws-" in j for j in local)
     assert any("hadoop-aws-" in j for j in s3) and any("/bundle-" in j for j in s3)
+
+
+def test_spark_codegen_off_makes_the_session_interpret_expressions():
+    from spark_jobs.config import Settings
+    from spark_jobs.session import INTERPRETED_CONF, session_settings
+
+    default = session_settings(Settings.from_env({}))
+    off = session_settings(Settings.from_env({"SPARK_CODEGEN": "off"}))
+    assert not set(INTERPRETED_CONF) & set(default)
+    assert {k: off[k] for k in INTERPRETED_CONF} == INTERPRETED_CONF
+    assert Settings.from_env({"SPARK_CODEGEN": "ON"}).codegen is True
+
+
+def test_the_test_session_runs_interpreted_and_gives_the_same_answers(spark):
+    # conftest sets SPARK_CODEGEN=off for the suite; a query's result must not depend on it.
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    frame = spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v")
+    interpreted = sorted(frame.groupBy("k").sum("v").collect())
+    spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
+    spark.conf.set("spark.sql.codegen.wholeStage", "true")
+    try:
+        compiled = sorted(frame.groupBy("k").sum("v").collect())
+    finally:
+        spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+        spark.conf.set("spark.sql.codegen.wholeStage", "false")
+    assert interpreted == compiled
