@@ -93,6 +93,17 @@ def airflow(lakehouse_with_features, tmp_path_factory) -> Iterator[AirflowLocal]
         yield started
 
 
+@pytest.fixture(scope="module", autouse=True)
+def chromium_installed() -> None:
+    """Fail at once, saying what to install, before Airflow starts for minutes."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"the browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed: "
+            "`apt-get install chromium` (.ci/run installs it)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="module")
 def page(airflow) -> Iterator[object]:
     """A Chromium page (Debian's chromium, driven by Playwright)."""
