@@ -11,6 +11,8 @@ the UI's backfill of ``purchases_daily`` over the days, scheduler to success:
   launched (``make airflow``'s default); the server's start is timed apart, it is paid
   once per Airflow, not per run.
 - ``spark-submit``: every task spark-submits its job in a ``local[*]`` JVM of its own.
+- ``connect-interpreted``: as ``connect``, with ``SPARK_CODEGEN=off`` for the server and
+  the tasks (Spark evaluates expressions without compiling each query; bench/codegen.py).
 
 Prints, per mode, the wall time of the runs (first run queued to last run done), the
 time per day, each task's mean duration, and the spark-submit / connect ratio of the
@@ -48,11 +50,14 @@ def run_mode(mode: str, landing: Path, work: Path, days: int) -> dict[str, objec
     root = work / f"lakehouse-{mode}"
     shutil.copytree(landing, root / "landing")
     saved = os.environ.pop("AIRFLOW_CONN_SPARK_DEFAULT", None)
+    saved_codegen = os.environ.pop("SPARK_CODEGEN", None)
+    if mode == "connect-interpreted":
+        os.environ["SPARK_CODEGEN"] = "off"
     airflow = AirflowLocal(
         home=work / f"airflow-{mode}",
         lakehouse_root=str(root),
         port=free_port(),
-        spark_connect=mode == "connect",
+        spark_connect=mode.startswith("connect"),
         connect_port=free_port(),
         dag_refresh_seconds=5,
     )
@@ -90,6 +95,9 @@ def run_mode(mode: str, landing: Path, work: Path, days: int) -> dict[str, objec
     finally:
         if saved is not None:
             os.environ["AIRFLOW_CONN_SPARK_DEFAULT"] = saved
+        os.environ.pop("SPARK_CODEGEN", None)
+        if saved_codegen is not None:
+            os.environ["SPARK_CODEGEN"] = saved_codegen
     return {
         "mode": mode,
         "root": str(root),
