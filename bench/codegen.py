@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LAKEHOUSE_OPS_METRICS", "off")
 
 from devtools import generate_purchases
-from spark_jobs.catalog import ALL_TABLES
 from spark_jobs.config import Settings
 from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
 from spark_jobs.session import INTERPRETED_CONF, build_spark
+from tests.factories import differences, published_rows
 
 WARM_UP = "codegen"
 ORDER = ("codegen", "interpreted", "interpreted", "codegen")
@@ -47,15 +47,6 @@ FIRST_DAY = dt.date(2026, 3, 1)
 DAYS = (FIRST_DAY, FIRST_DAY + dt.timedelta(days=1))
 # Spark's own values of the settings SPARK_CODEGEN=off changes.
 CODEGEN_CONF = {"spark.sql.codegen.factoryMode": "FALLBACK", "spark.sql.codegen.wholeStage": "true"}
-
-
-def table_rows(spark, root: str) -> dict[str, list[str]]:
-    """Every published table as sorted row strings, the lakehouse's own path removed."""
-    out = {}
-    for table in ALL_TABLES:
-        rows = spark.read.format("delta").load(table.path(root)).collect()
-        out[table.name] = sorted(repr(tuple(r)).replace(root, "<root>") for r in rows)
-    return out
 
 
 def build_pass(spark, feed: Path, root: Path, mode: str) -> tuple[float, dict[str, float]]:
@@ -89,7 +80,7 @@ def main() -> None:
         if generate_purchases.main(feed_argv):
             raise SystemExit("the feed could not be generated")
         seconds: dict[str, list[float]] = {mode: [] for mode in ORDER}
-        rows: dict[str, dict[str, list[str]]] = {}
+        rows: dict[str, dict[str, list[tuple]]] = {}
         for number, mode in enumerate((WARM_UP, *ORDER)):
             root = work / f"lakehouse-{number}"
             elapsed, per_stage = build_pass(spark, work / "feed", root, mode)
@@ -98,11 +89,10 @@ def main() -> None:
             print(f"{label:>16}: {elapsed:6.1f} s  ({stages})", flush=True)
             if number:
                 seconds[mode].append(elapsed)
-                rows.setdefault(mode, table_rows(spark, str(root)))
+                rows.setdefault(mode, published_rows(spark, str(root)))
             shutil.rmtree(root)
-    if rows["codegen"] != rows["interpreted"]:
-        different = [n for n in rows["codegen"] if rows["codegen"][n] != rows["interpreted"][n]]
-        raise SystemExit(f"the two modes published different rows in {different}")
+    if problems := differences(rows["interpreted"], rows["codegen"]):
+        raise SystemExit(f"the two modes published different rows: {problems[:5]}")
     codegen, interpreted = median(seconds["codegen"]), median(seconds["interpreted"])
     print(
         f"{args.users} customers, 2 days, 4 stages, warm session: codegen {codegen:.1f} s, "
