@@ -37,7 +37,7 @@ os.environ.setdefault("LAKEHOUSE_OPS_METRICS", "off")
 from devtools import generate_purchases
 from spark_jobs.config import Settings
 from spark_jobs.jobs import build_features, build_gold, build_silver, ingest_bronze
-from spark_jobs.session import INTERPRETED_CONF, build_spark
+from spark_jobs.session import COMPILED_CONF, INTERPRETED_CONF, build_spark
 from tests.factories import differences, published_rows
 
 WARM_UP = "codegen"
@@ -45,13 +45,11 @@ ORDER = ("codegen", "interpreted", "interpreted", "codegen")
 STAGES = (ingest_bronze, build_silver, build_gold, build_features)
 FIRST_DAY = dt.date(2026, 3, 1)
 DAYS = (FIRST_DAY, FIRST_DAY + dt.timedelta(days=1))
-# Spark's own values of the settings SPARK_CODEGEN=off changes.
-CODEGEN_CONF = {"spark.sql.codegen.factoryMode": "FALLBACK", "spark.sql.codegen.wholeStage": "true"}
 
 
 def build_pass(spark, feed: Path, root: Path, mode: str) -> tuple[float, dict[str, float]]:
     """Both days through every stage in a new lakehouse; (seconds, seconds per stage)."""
-    for key, value in (INTERPRETED_CONF if mode == "interpreted" else CODEGEN_CONF).items():
+    for key, value in (INTERPRETED_CONF if mode == "interpreted" else COMPILED_CONF).items():
         spark.conf.set(key, value)
     shutil.copytree(feed / "landing", root / "landing")
     per_stage: dict[str, float] = {}

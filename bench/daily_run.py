@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import statistics
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from devtools import generate_purchases
 from devtools.airflow_local import AirflowLocal, running
-from tests.factories import free_port
+from tests.factories import free_port, patched_env
 
 START = dt.date(2026, 3, 2)
 DAG_ID = "purchases_daily"
@@ -49,20 +48,19 @@ def run_mode(mode: str, landing: Path, work: Path, days: int) -> dict[str, objec
     """Backfill ``days`` days on a fresh lakehouse and Airflow; returns the timings."""
     root = work / f"lakehouse-{mode}"
     shutil.copytree(landing, root / "landing")
-    saved = os.environ.pop("AIRFLOW_CONN_SPARK_DEFAULT", None)
-    saved_codegen = os.environ.pop("SPARK_CODEGEN", None)
-    if mode == "connect-interpreted":
-        os.environ["SPARK_CODEGEN"] = "off"
-    airflow = AirflowLocal(
-        home=work / f"airflow-{mode}",
-        lakehouse_root=str(root),
-        port=free_port(),
-        spark_connect=mode.startswith("connect"),
-        connect_port=free_port(),
-        dag_refresh_seconds=5,
-    )
-    started = time.monotonic()
-    try:
+    with patched_env(
+        AIRFLOW_CONN_SPARK_DEFAULT=None,
+        SPARK_CODEGEN="off" if mode == "connect-interpreted" else None,
+    ):
+        airflow = AirflowLocal(
+            home=work / f"airflow-{mode}",
+            lakehouse_root=str(root),
+            port=free_port(),
+            spark_connect=mode.startswith("connect"),
+            connect_port=free_port(),
+            dag_refresh_seconds=5,
+        )
+        started = time.monotonic()
         with running(airflow) as live:
             ready = time.monotonic() - started
             client = live.client()
@@ -92,12 +90,6 @@ def run_mode(mode: str, landing: Path, work: Path, days: int) -> dict[str, objec
                         tasks[ti["task_id"]].append(float(ti["duration"]))
             first = min(parse_time(r["start_date"]) for r in runs)
             last = max(parse_time(r["end_date"]) for r in runs)
-    finally:
-        if saved is not None:
-            os.environ["AIRFLOW_CONN_SPARK_DEFAULT"] = saved
-        os.environ.pop("SPARK_CODEGEN", None)
-        if saved_codegen is not None:
-            os.environ["SPARK_CODEGEN"] = saved_codegen
     return {
         "mode": mode,
         "root": str(root),

@@ -21,6 +21,11 @@ INCLUDE_DIR = PROJECT_ROOT / "include"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 
+# The words an on/off environment variable accepts, lower-cased.
+ON_WORDS = ("on", "true", "1", "yes")
+OFF_WORDS = ("off", "false", "0", "no")
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the product cannot use; names the variable."""
 
@@ -69,7 +74,7 @@ class Settings:
     @property
     def event_log_dir(self) -> str | None:
         """Where Spark writes its event log; None when it is off."""
-        if self.event_log.lower() in ("off", "false", "0", "no"):
+        if self.event_log.lower() in OFF_WORDS:
             return None
         if self.event_log:
             return self.event_log
@@ -124,9 +129,9 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     value = env.get(name, "").strip().lower()
     if not value:
         return default
-    if value in ("on", "true", "1", "yes"):
+    if value in ON_WORDS:
         return True
-    if value in ("off", "false", "0", "no"):
+    if value in OFF_WORDS:
         return False
     raise SettingsError(f"{name}={env.get(name)!r}: expected on or off")
 

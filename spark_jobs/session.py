@@ -27,6 +27,11 @@ INTERPRETED_CONF = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.codegen.wholeStage": "false",
 }
+# Spark's own values of the same settings (SPARK_CODEGEN=on sets none of them).
+COMPILED_CONF = {
+    "spark.sql.codegen.factoryMode": "FALLBACK",
+    "spark.sql.codegen.wholeStage": "true",
+}
 
 
 class MissingJarsError(RuntimeError):

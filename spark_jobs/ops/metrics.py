@@ -30,6 +30,7 @@ from pyspark.sql.types import DateType, TimestampType
 
 from spark_jobs.catalog import OPS_STAGE_RUNS, Table
 from spark_jobs.cli import DateRange, GateFailed
+from spark_jobs.config import OFF_WORDS
 from spark_jobs.storage import delta
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class GateOutcome(Protocol):
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
     """False when ``LAKEHOUSE_OPS_METRICS`` is off, false, 0 or no."""
     value = (os.environ if environ is None else environ).get(ENABLED_ENV, "on")
-    return value.strip().lower() not in ("off", "false", "0", "no")
+    return value.strip().lower() not in OFF_WORDS
 
 
 @dataclass

@@ -50,15 +50,17 @@ def test_spark_codegen_off_makes_the_session_interpret_expressions():
 
 
 def test_the_test_session_runs_interpreted_and_gives_the_same_answers(spark):
+    from spark_jobs.session import COMPILED_CONF, INTERPRETED_CONF
+
     # conftest sets SPARK_CODEGEN=off for the suite; a query's result must not depend on it.
     assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
     frame = spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v")
     interpreted = sorted(frame.groupBy("k").sum("v").collect())
-    spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
-    spark.conf.set("spark.sql.codegen.wholeStage", "true")
+    for key, value in COMPILED_CONF.items():
+        spark.conf.set(key, value)
     try:
         compiled = sorted(frame.groupBy("k").sum("v").collect())
     finally:
-        spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
-        spark.conf.set("spark.sql.codegen.wholeStage", "false")
+        for key, value in INTERPRETED_CONF.items():
+            spark.conf.set(key, value)
     assert interpreted == compiled
